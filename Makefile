@@ -1,0 +1,48 @@
+# Every target that needs Python first makes sure the venv exists and holds
+# the project with its dev extras, so `make test` works on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+PROTOS := $(wildcard proto/*.proto)
+GEN_DIR := golem_task_api/proto
+PYTEST_ARGS ?=
+
+.PHONY: venv install proto check-proto lint typecheck test check bench tutorial clean
+
+venv install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+proto: $(STAMP)
+	rm -f $(GEN_DIR)/*_pb2*.py $(GEN_DIR)/*_pb2*.pyi
+	PY=$(PY) scripts/gen_proto.sh .
+
+check-proto: $(STAMP)
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	PY=$(PY) scripts/gen_proto.sh $$tmp; \
+	if ! diff -r -x __pycache__ $$tmp/$(GEN_DIR) $(GEN_DIR); then \
+	    echo "golem_task_api/proto/ is not what proto/ generates: run make proto"; exit 1; \
+	fi; echo "generated code is current"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check golem_task_api apps tests bench
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy golem_task_api apps
+
+test: $(STAMP) check-proto
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+check: lint typecheck test
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache

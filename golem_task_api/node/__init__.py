@@ -1,0 +1,1 @@
+"""The node: runs Task API apps end to end (design.md, layer 4)."""
