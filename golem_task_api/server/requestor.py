@@ -1,0 +1,198 @@
+"""The RequestorApp service: many tasks, concurrent calls, long-running."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from golem_task_api import convert
+from golem_task_api.dirutils import RequestorDir
+from golem_task_api.enums import VerifyResult
+from golem_task_api.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    Unimplemented,
+)
+from golem_task_api.handlers import AppLifecycleHandler, RequestorAppHandler
+from golem_task_api.proto import golem_task_api_pb2 as pb
+from golem_task_api.proto import golem_task_api_pb2_grpc as pb_grpc
+from golem_task_api.server.app_server import DEFAULT_GRACE, DEFAULT_HOST, AppServer
+from golem_task_api.server.rpc import CallGate, rpc, rpc_stream
+from golem_task_api.server.task_records import SETTLED, SubtaskState, TaskRecords
+from golem_task_api.validation import check_id, parse_params, resolve_inside
+
+_VERDICT_STATE = {
+    VerifyResult.SUCCESS: SubtaskState.VERIFIED,
+    VerifyResult.FAILURE: SubtaskState.FAILED,
+}
+
+
+class RequestorAppServicer(pb_grpc.RequestorAppServicer):
+    def __init__(
+        self,
+        work_dir: RequestorDir,
+        handler: RequestorAppHandler,
+        lifecycle: AppLifecycleHandler,
+        gate: CallGate,
+    ) -> None:
+        self._work_dir = work_dir
+        self._handler = handler
+        self._lifecycle = lifecycle
+        self._records = TaskRecords(work_dir)
+        self.gate = gate
+
+    @rpc
+    async def CreateTask(self, request: pb.CreateTaskRequest, context: Any) -> pb.CreateTaskReply:
+        task_dir = self._work_dir.task_dir(request.task_id)
+        if request.max_subtasks_count < 1:
+            raise InvalidArgument(
+                f"max_subtasks_count must be at least 1, got {request.max_subtasks_count}"
+            )
+        params = parse_params("task_params_json", request.task_params_json)
+        with self._records.creating(request.task_id):
+            # The node prepares the dir; do it here too for callers that don't.
+            task_dir.prepare(exist_ok=True)
+            task = await self._handler.create_task(task_dir, request.max_subtasks_count, params)
+        return convert.task_to_reply(task)
+
+    @rpc
+    async def NextSubtask(
+        self, request: pb.NextSubtaskRequest, context: Any
+    ) -> pb.NextSubtaskReply:
+        task_dir = self._work_dir.task_dir(request.task_id)
+        subtask_id = check_id("subtask_id", request.subtask_id)
+        record = self._records.get(request.task_id)
+        record.check_active()
+        if subtask_id in record.subtasks:
+            raise AlreadyExists(
+                f"subtask id {subtask_id!r} was already used in task {request.task_id!r}"
+            )
+        with record.hold(subtask_id, "NextSubtask"):
+            subtask = await self._handler.next_subtask(
+                task_dir, subtask_id, request.opaque_node_id
+            )
+            if subtask is not None:
+                for resource in subtask.resources:
+                    resolve_inside(task_dir.subtask_inputs_dir, resource, "resource")
+                record.set_subtask(subtask_id, SubtaskState.ISSUED)
+        return convert.subtask_to_reply(subtask)
+
+    @rpc
+    async def Verify(self, request: pb.VerifyRequest, context: Any) -> pb.VerifyReply:
+        task_dir = self._work_dir.task_dir(request.task_id)
+        subtask_id = check_id("subtask_id", request.subtask_id)
+        record = self._records.get(request.task_id)
+        record.check_active()
+        state = record.subtask(subtask_id)
+        if state is not SubtaskState.ISSUED:
+            raise FailedPrecondition(
+                f"subtask {subtask_id!r} of task {request.task_id!r} is {state.value}:"
+                " it cannot be verified"
+            )
+        with record.hold(subtask_id, "Verify"):
+            result, reason = await self._handler.verify(task_dir, subtask_id)
+            new_state = _VERDICT_STATE.get(result)
+            if new_state is not None:
+                record.set_subtask(subtask_id, new_state)
+        return convert.verify_to_reply(result, reason)
+
+    @rpc
+    async def DiscardSubtasks(
+        self, request: pb.DiscardSubtasksRequest, context: Any
+    ) -> pb.DiscardSubtasksReply:
+        task_dir = self._work_dir.task_dir(request.task_id)
+        record = self._records.get(request.task_id)
+        record.check_active()
+        subtask_ids = [check_id("subtask_id", s) for s in request.subtask_ids]
+        for subtask_id in subtask_ids:
+            record.subtask(subtask_id)
+        discarded = await self._handler.discard_subtasks(task_dir, subtask_ids)
+        for subtask_id in discarded:
+            if subtask_id in record.subtasks:
+                record.set_subtask(subtask_id, SubtaskState.DISCARDED)
+        return pb.DiscardSubtasksReply(discarded_subtask_ids=discarded)
+
+    @rpc
+    async def RunBenchmark(
+        self, request: pb.RunBenchmarkRequest, context: Any
+    ) -> pb.RunBenchmarkReply:
+        score = await self._handler.run_benchmark(Path(self._work_dir))
+        return pb.RunBenchmarkReply(score=score)
+
+    @rpc
+    async def HasPendingSubtasks(
+        self, request: pb.HasPendingSubtasksRequest, context: Any
+    ) -> pb.HasPendingSubtasksReply:
+        task_dir = self._work_dir.task_dir(request.task_id)
+        record = self._records.get(request.task_id)
+        # An aborted task has nothing left to hand out.
+        pending = not record.aborted and await self._handler.has_pending_subtasks(task_dir)
+        return pb.HasPendingSubtasksReply(has_pending_subtasks=pending)
+
+    @rpc
+    async def AbortTask(self, request: pb.AbortTaskRequest, context: Any) -> pb.AbortTaskReply:
+        task_dir = self._work_dir.task_dir(request.task_id)
+        record = self._records.get(request.task_id)
+        if not record.aborted:
+            await self._handler.abort_task(task_dir)
+            record.set_aborted()
+        return pb.AbortTaskReply()
+
+    @rpc
+    async def AbortSubtask(
+        self, request: pb.AbortSubtaskRequest, context: Any
+    ) -> pb.AbortSubtaskReply:
+        task_dir = self._work_dir.task_dir(request.task_id)
+        subtask_id = check_id("subtask_id", request.subtask_id)
+        record = self._records.get(request.task_id)
+        state = record.subtask(subtask_id)
+        if record.aborted or state in (SubtaskState.ABORTED, SubtaskState.DISCARDED):
+            return pb.AbortSubtaskReply()
+        if state is SubtaskState.VERIFIED:
+            raise FailedPrecondition(
+                f"subtask {subtask_id!r} of task {request.task_id!r} is verified:"
+                " use DiscardSubtasks to compute it again"
+            )
+        await self._handler.abort_subtask(task_dir, subtask_id)
+        if state not in SETTLED:
+            record.set_subtask(subtask_id, SubtaskState.ABORTED)
+        return pb.AbortSubtaskReply()
+
+    @rpc
+    async def Shutdown(self, request: pb.ShutdownRequest, context: Any) -> pb.ShutdownReply:
+        # After the reply is on its way, not before.
+        asyncio.get_running_loop().call_soon(self._lifecycle.request_shutdown)
+        return pb.ShutdownReply()
+
+    @rpc_stream
+    async def WatchTaskProgress(
+        self, request: pb.WatchTaskProgressRequest, context: Any
+    ) -> AsyncIterator[pb.ProgressEvent]:
+        raise Unimplemented("WatchTaskProgress is not available yet")
+        yield pb.ProgressEvent()  # pragma: no cover - makes this a generator
+
+
+class RequestorAppServer(AppServer):
+    """The long-running requestor server of an app (one per app, many tasks)."""
+
+    service_name = "golem_task_api.RequestorApp"
+
+    def __init__(
+        self,
+        work_dir: Path,
+        port: int,
+        handler: RequestorAppHandler,
+        lifecycle: AppLifecycleHandler,
+        *,
+        host: str = DEFAULT_HOST,
+        grace: float = DEFAULT_GRACE,
+    ) -> None:
+        super().__init__(work_dir, port, lifecycle, host=host, grace=grace)
+        self.servicer = RequestorAppServicer(RequestorDir(work_dir), handler, lifecycle, self.gate)
+
+    def _add_servicer(self, server: Any) -> None:
+        pb_grpc.add_RequestorAppServicer_to_server(self.servicer, server)
+
+
+__all__ = ["RequestorAppServer", "RequestorAppServicer"]

@@ -1,0 +1,150 @@
+"""What the framework remembers of each task, on disk under the task dir.
+
+Apps keep their own state; this record only lets the server answer NOT_FOUND,
+ALREADY_EXISTS and FAILED_PRECONDITION correctly, also after the requestor
+app was restarted on the same work dir. It is an append-only JSON-lines log
+(one short write per change, no rewrite), read back once per task.
+"""
+
+import contextlib
+import enum
+import json
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from golem_task_api.dirutils import RequestorDir
+from golem_task_api.errors import AlreadyExists, FailedPrecondition, NotFound
+from golem_task_api.validation import check_id
+
+logger = logging.getLogger(__name__)
+
+RECORD_FILE_NAME = ".golem_task_api_record.jsonl"
+
+
+class SubtaskState(enum.Enum):
+    ISSUED = "issued"
+    VERIFIED = "verified"
+    FAILED = "failed"
+    ABORTED = "aborted"
+    DISCARDED = "discarded"
+
+
+# Subtasks in these states will not be verified again.
+SETTLED = frozenset({SubtaskState.VERIFIED, SubtaskState.FAILED})
+
+
+class TaskRecord:
+    def __init__(self, task_id: str, path: Path) -> None:
+        self.task_id = task_id
+        self.path = path
+        self.aborted = False
+        self.subtasks: dict[str, SubtaskState] = {}
+        # In memory only: guards against two concurrent calls for one id.
+        self.busy: set[str] = set()
+
+    @classmethod
+    def load(cls, task_id: str, path: Path) -> "TaskRecord":
+        record = cls(task_id, path)
+        with path.open("r", encoding="utf-8") as lines:
+            for line in lines:
+                try:
+                    op, *args = json.loads(line)
+                except ValueError:
+                    # A write torn by a crash: only ever the last line.
+                    logger.warning("%s: ignoring a torn record line", path)
+                    continue
+                record._apply(op, args)
+        return record
+
+    def _apply(self, op: str, args: list[str]) -> None:
+        if op == "aborted":
+            self.aborted = True
+        elif op == "subtask":
+            self.subtasks[args[0]] = SubtaskState(args[1])
+
+    def _append(self, *entry: str) -> None:
+        data = (json.dumps(entry) + "\n").encode("utf-8")
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
+    def set_subtask(self, subtask_id: str, state: SubtaskState) -> None:
+        self.subtasks[subtask_id] = state
+        self._append("subtask", subtask_id, state.value)
+
+    def set_aborted(self) -> None:
+        self.aborted = True
+        self._append("aborted")
+
+    def subtask(self, subtask_id: str) -> SubtaskState:
+        try:
+            return self.subtasks[subtask_id]
+        except KeyError:
+            raise NotFound(
+                f"task {self.task_id!r} has no subtask {subtask_id!r}"
+            ) from None
+
+    def check_active(self) -> None:
+        if self.aborted:
+            raise FailedPrecondition(f"task {self.task_id!r} was aborted")
+
+    @contextlib.contextmanager
+    def hold(self, subtask_id: str, what: str) -> Iterator[None]:
+        """Refuse a second concurrent call for the same subtask."""
+        if subtask_id in self.busy:
+            raise FailedPrecondition(
+                f"subtask {subtask_id!r} of task {self.task_id!r} is busy: {what} already running"
+            )
+        self.busy.add(subtask_id)
+        try:
+            yield
+        finally:
+            self.busy.discard(subtask_id)
+
+
+class TaskRecords:
+    """The records of every task under one requestor work dir."""
+
+    def __init__(self, work_dir: RequestorDir) -> None:
+        self._work_dir = work_dir
+        self._records: dict[str, TaskRecord] = {}
+        self._creating: set[str] = set()
+
+    def _path(self, task_id: str) -> Path:
+        return self._work_dir.task_dir(task_id) / RECORD_FILE_NAME
+
+    def get(self, task_id: str) -> TaskRecord:
+        record = self._records.get(task_id)
+        if record is not None:
+            return record
+        path = self._path(check_id("task_id", task_id))
+        try:
+            record = TaskRecord.load(task_id, path)
+        except FileNotFoundError:
+            raise NotFound(f"unknown task {task_id!r}: CreateTask was not called for it") from None
+        self._records[task_id] = record
+        return record
+
+    def exists(self, task_id: str) -> bool:
+        return task_id in self._records or self._path(task_id).exists()
+
+    @contextlib.contextmanager
+    def creating(self, task_id: str) -> Iterator[None]:
+        """Around the app's create_task: the record exists only if it succeeded."""
+        if task_id in self._creating or self.exists(task_id):
+            raise AlreadyExists(f"task {task_id!r} already exists")
+        self._creating.add(task_id)
+        try:
+            yield
+            record = TaskRecord(task_id, self._path(task_id))
+            record._append("created")
+            self._records[task_id] = record
+        finally:
+            self._creating.discard(task_id)
+
+
+__all__ = ["RECORD_FILE_NAME", "SETTLED", "SubtaskState", "TaskRecord", "TaskRecords"]
