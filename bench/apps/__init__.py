@@ -1,0 +1,1 @@
+"""Servers the benchmarks start as separate processes (no imports here)."""
