@@ -1,0 +1,162 @@
+"""Child processes that leave nothing behind: one process group per run.
+
+A run's process is started in a new session (its own process group), so
+whatever it spawns (a renderer, a shell pipeline) can be stopped with it: on
+cancellation the group gets SIGTERM, then SIGKILL after a grace period, and
+the function returns only after the leader has been reaped. Stragglers left
+in the group after a normal exit are killed too.
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from golem_task_api.node.compute.runner import ProgressReporter, RunJob, RunResult
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TERM_GRACE = 2.0
+
+_Stream = int | IO[Any] | None
+
+
+async def run_in_process_group(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    stdin: _Stream = asyncio.subprocess.DEVNULL,
+    stdout: _Stream = asyncio.subprocess.DEVNULL,
+    stderr: _Stream = asyncio.subprocess.DEVNULL,
+    term_grace: float = DEFAULT_TERM_GRACE,
+    started: Callable[[asyncio.subprocess.Process], None] | None = None,
+) -> int:
+    """Run `argv` in its own process group; its exit code.
+
+    `started` is called with the process once it exists (to feed its stdin,
+    say). Cancelling the caller stops the whole group before re-raising.
+    """
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=cwd,
+        env=None if env is None else dict(env),
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
+        start_new_session=True,
+    )
+    try:
+        if started is not None:
+            started(proc)
+        return await proc.wait()
+    except BaseException:
+        await stop_process_group(proc, term_grace)
+        raise
+    finally:
+        _kill_group(proc.pid, signal.SIGKILL)
+
+
+async def stop_process_group(proc: asyncio.subprocess.Process, term_grace: float) -> None:
+    """SIGTERM the group, SIGKILL it after `term_grace`, and reap the leader."""
+    if proc.returncode is None:
+        _kill_group(proc.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.shield(proc.wait()), term_grace)
+        except TimeoutError:
+            logger.warning(
+                "process group %d still alive %.1f s after SIGTERM: killing it",
+                proc.pid,
+                term_grace,
+            )
+        except asyncio.CancelledError:
+            # Cancelled again mid-grace: no more grace, but still stop it.
+            _kill_group(proc.pid, signal.SIGKILL)
+            await _reap(proc)
+            raise
+    _kill_group(proc.pid, signal.SIGKILL)
+    await _reap(proc)
+
+
+async def _reap(proc: asyncio.subprocess.Process) -> None:
+    """Wait for a killed leader to be reaped, even through further cancels.
+
+    Only called after SIGKILL, so the wait is short; the cancellation is
+    passed on once the process is gone.
+    """
+    cancelled = False
+    while True:
+        try:
+            await asyncio.shield(proc.wait())
+            break
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+
+
+def _kill_group(pgid: int, sig: signal.Signals) -> None:
+    # The group is gone once every member has exited: nothing to do then.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+class CommandRunner:
+    """An `ExecutionRunner` that runs a command in the execution's workdir.
+
+    `command(job)` gives the argv; the run succeeds when the command exits
+    with 0 and leaves `output_name` in the workdir. Its stdout and stderr go
+    to `stdout.log` and `stderr.log` there, the tail of which explains a
+    failure.
+    """
+
+    def __init__(
+        self,
+        command: Callable[[RunJob], Sequence[str]],
+        *,
+        output_name: str = "result",
+        env: Mapping[str, str] | None = None,
+        term_grace: float = DEFAULT_TERM_GRACE,
+    ) -> None:
+        self._command = command
+        self._output_name = output_name
+        self._env = env
+        self._term_grace = term_grace
+
+    async def run(self, job: RunJob, report_progress: ProgressReporter) -> RunResult:
+        env = dict(os.environ if self._env is None else self._env)
+        if job.allocation.gpu_ids:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, job.allocation.gpu_ids))
+        with (
+            open(job.workdir / "stdout.log", "wb") as out,  # noqa: ASYNC230 - opening is instant
+            open(job.workdir / "stderr.log", "wb") as err,  # noqa: ASYNC230
+        ):
+            code = await run_in_process_group(
+                self._command(job),
+                cwd=job.workdir,
+                env=env,
+                stdout=out,
+                stderr=err,
+                term_grace=self._term_grace,
+            )
+        if code != 0:
+            return RunResult.failed(f"the command exited with {code}: {self._stderr_tail(job)}")
+        output = job.workdir / self._output_name
+        if not output.exists():
+            return RunResult.failed(f"the command did not write {self._output_name}")
+        return RunResult.succeeded(output)
+
+    @staticmethod
+    def _stderr_tail(job: RunJob, limit: int = 400) -> str:
+        try:
+            data = (job.workdir / "stderr.log").read_bytes()[-limit:]
+        except OSError:
+            return "(no stderr)"
+        return data.decode("utf-8", "replace").strip() or "(no stderr)"
+
+
+__all__ = ["DEFAULT_TERM_GRACE", "CommandRunner", "run_in_process_group", "stop_process_group"]
