@@ -207,7 +207,7 @@ async def stop_requestor_app(app: RequestorApp) -> None:
         gate.set()
     await bounded(app.client.shutdown(), "the requestor client's shutdown")
     await app.channel.close()
-    assert not app.service.running()
+    await poll(lambda: not app.service.running(), "the requestor's thread to end")
 
 
 @pytest.fixture
@@ -284,7 +284,8 @@ class ProviderApp:
 
     async def wait_exit(self) -> None:
         await bounded(self.service.wait_until_shutdown_complete(), "the provider's exit")
-        assert not self.service.running()
+        # (running() may stay True a moment longer: see test_testutils.py)
+        await poll(lambda: not self.service.running(), "the provider's thread to end")
 
 
 @pytest.fixture

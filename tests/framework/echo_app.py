@@ -132,7 +132,7 @@ class EchoRequestor(RequestorAppHandler):
         self._save(task_work_dir, state)
         if self.next_resources is not None:
             return Subtask(params={"index": index}, resources=self.next_resources)
-        name = f"{subtask_id}.in"
+        name = f"part_{index}.in"
         (task_work_dir.subtask_inputs_dir / name).write_text(str(index))
         params = self.next_params if self.next_params is not None else {"index": index}
         return Subtask(params=params, resources=[name])
