@@ -1,0 +1,5 @@
+import sys
+
+from golem_task_api.apputils.app_definition.cli import main
+
+sys.exit(main())
