@@ -1,0 +1,56 @@
+"""Progress of computations and tasks: report it, watch it (shared/progress.md)."""
+
+from golem_task_api.progress.clock import Clock, LoopClock, ManualClock
+from golem_task_api.progress.events import from_event, to_event
+from golem_task_api.progress.fileformat import parse_line
+from golem_task_api.progress.filewatch import (
+    GOLEM_PROGRESS_FILE,
+    ProgressFileReader,
+    ProgressFileWatcher,
+    new_progress_file,
+    progress_file,
+    progress_file_env,
+    remove_progress_file,
+)
+from golem_task_api.progress.report import bind, current_tracker, report
+from golem_task_api.progress.tail import TailReader
+from golem_task_api.progress.throttle import (
+    DEFAULT_INTERVAL,
+    HEARTBEAT,
+    MIN_INTERVAL,
+    Decision,
+    Reason,
+    Throttle,
+)
+from golem_task_api.progress.tracker import ProgressTracker
+from golem_task_api.progress.value import ProgressValue, State, check_value
+
+__all__ = [
+    "DEFAULT_INTERVAL",
+    "GOLEM_PROGRESS_FILE",
+    "HEARTBEAT",
+    "MIN_INTERVAL",
+    "Clock",
+    "Decision",
+    "LoopClock",
+    "ManualClock",
+    "ProgressFileReader",
+    "ProgressFileWatcher",
+    "ProgressTracker",
+    "ProgressValue",
+    "Reason",
+    "State",
+    "TailReader",
+    "Throttle",
+    "bind",
+    "check_value",
+    "current_tracker",
+    "from_event",
+    "new_progress_file",
+    "parse_line",
+    "progress_file",
+    "progress_file_env",
+    "remove_progress_file",
+    "report",
+    "to_event",
+]

@@ -1,0 +1,292 @@
+"""Progress from child processes: the GOLEM_PROGRESS_FILE they write lines to.
+
+The server makes a fresh file per computation (`progress_file()`), puts its
+path in the environment the handler's children inherit, and runs a
+`ProgressFileWatcher` that feeds each new good line to the computation's
+tracker: woken by inotify where there is one (with a slow safety poll, for
+file systems whose writes inotify does not see), else polling every 50 ms.
+The watcher reads the file once more when stopped, before the final event.
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import TracebackType
+
+from golem_task_api.progress import _inotify
+from golem_task_api.progress.fileformat import parse_line
+from golem_task_api.progress.tail import LineTooLong, TailReader
+from golem_task_api.progress.tracker import ProgressTracker
+from golem_task_api.progress.value import ProgressValue
+
+GOLEM_PROGRESS_FILE = "GOLEM_PROGRESS_FILE"
+DEFAULT_POLL_INTERVAL = 0.05
+SAFETY_POLL_INTERVAL = 1.0
+# Bursts of writes cost at most one read per this many seconds.
+MIN_READ_GAP = 0.005
+WARN_INTERVAL = 10.0
+_DIR_PREFIX = "golem-progress-"
+
+logger = logging.getLogger("golem_task_api.progress")
+
+
+class ProgressFileReader:
+    """The last good value of a progress file.
+
+    A bad last line keeps the previous value, counts in `bad_lines` and is
+    logged, at most once per `warn_interval` seconds.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        warn_interval: float = WARN_INTERVAL,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._tail = TailReader(path)
+        self.path = self._tail.path
+        self.value: ProgressValue | None = None
+        self.bad_lines = 0
+        self._line: bytes | None = None
+        self._warn_interval = warn_interval
+        self._monotonic = monotonic
+        self._next_warning = -float("inf")
+        self._unlogged = 0
+
+    def read(self, *, force: bool = False) -> ProgressValue | None:
+        """The new value if the last complete line changed and is good, else None."""
+        try:
+            line = self._tail.read(force=force)
+        except LineTooLong as exc:
+            self._bad(f"ignored the last line: {exc}")
+            return None
+        except OSError as exc:
+            self._warn("cannot read it: %s", exc)
+            return None
+        if line is None or line == self._line:
+            return None
+        self._line = line
+        try:
+            value = parse_line(line)
+        except ValueError as exc:
+            self._bad(f"ignored line {line[:200]!r}: {exc}")
+            return None
+        self.value = value
+        return value
+
+    def _bad(self, what: str) -> None:
+        self.bad_lines += 1
+        self._warn("%s (bad lines so far: %d; the previous value stands)", what, self.bad_lines)
+
+    def _warn(self, fmt: str, *args: object) -> None:
+        now = self._monotonic()
+        if now < self._next_warning:
+            self._unlogged += 1
+            return
+        self._next_warning = now + self._warn_interval
+        suffix = f" [{self._unlogged} similar warnings not logged]" if self._unlogged else ""
+        self._unlogged = 0
+        logger.warning("progress file %s: " + fmt + "%s", self.path, *args, suffix)
+
+
+class ProgressFileWatcher:
+    """Feeds a progress file's new values to a tracker while started.
+
+    `inotify`: None = use it when available, True = require it, False =
+    poll every `poll_interval` seconds. start() and stop() run on the event
+    loop; stop() is synchronous, so it fits in a done callback, and ends
+    with a final read.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        tracker: ProgressTracker,
+        *,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        inotify: bool | None = None,
+    ) -> None:
+        self.reader = ProgressFileReader(path)
+        self.path = self.reader.path
+        self._tracker = tracker
+        self._poll_interval = poll_interval
+        self._want_inotify = inotify
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._inotify: _inotify.Inotify | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._deferred: asyncio.TimerHandle | None = None
+        self._last_read = -float("inf")
+        self._mode = "idle"
+
+    @property
+    def mode(self) -> str:
+        """ "idle", "inotify", "poll" or "stopped"."""
+        return self._mode
+
+    def start(self) -> None:
+        if self._mode != "idle":
+            raise RuntimeError(f"this watcher is {self._mode}")
+        self._loop = asyncio.get_running_loop()
+        if self._want_inotify is not False:
+            try:
+                self._start_inotify()
+            except OSError as exc:
+                if self._want_inotify:
+                    raise
+                logger.info("progress file %s: polling, not inotify (%s)", self.path, exc)
+        if self._mode == "idle":
+            self._mode = "poll"
+            self._schedule_poll(self._poll_interval)
+        # After the watch is up, so that no write falls between the two.
+        self._read(force=True)
+
+    def _start_inotify(self) -> None:
+        assert self._loop is not None
+        self._inotify = _inotify.Inotify(self.path.parent)
+        self._loop.add_reader(self._inotify.fd, self._on_events)
+        self._mode = "inotify"
+        self._schedule_poll(SAFETY_POLL_INTERVAL)
+
+    def stop(self) -> None:
+        """Stop watching and read the file one last time; idempotent."""
+        if self._mode == "stopped":
+            return
+        self._close()
+        self._mode = "stopped"
+        self._read(force=True)
+
+    def _close(self) -> None:
+        for handle in (self._timer, self._deferred):
+            if handle is not None:
+                handle.cancel()
+        self._timer = self._deferred = None
+        if self._inotify is not None:
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(self._inotify.fd)
+            self._inotify.close()
+            self._inotify = None
+
+    def __enter__(self) -> "ProgressFileWatcher":
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _schedule_poll(self, interval: float) -> None:
+        assert self._loop is not None
+        self._timer = self._loop.call_later(interval, self._poll, interval)
+
+    def _poll(self, interval: float) -> None:
+        # Reschedule first: a failing read must not end the polling.
+        self._schedule_poll(interval)
+        self._read()
+
+    def _on_events(self) -> None:
+        assert self._inotify is not None
+        relevant = False
+        name = os.fsencode(self.path.name)
+        for mask, event_name in self._inotify.read_events():
+            if mask & _inotify.IN_IGNORED:
+                # The directory went away (or its file system): keep polling.
+                logger.info("progress file %s: watch removed; polling", self.path)
+                self._close()
+                self._mode = "poll"
+                self._schedule_poll(self._poll_interval)
+                return
+            if event_name == name or mask & _inotify.IN_Q_OVERFLOW:
+                relevant = True
+        if relevant:
+            self._read_soon()
+
+    def _read_soon(self) -> None:
+        assert self._loop is not None
+        due = self._last_read + MIN_READ_GAP
+        if time.monotonic() >= due:
+            self._read(force=True)
+        elif self._deferred is None:
+            self._deferred = self._loop.call_later(due - time.monotonic(), self._read_deferred)
+
+    def _read_deferred(self) -> None:
+        self._deferred = None
+        self._read(force=True)
+
+    def _read(self, force: bool = False) -> None:
+        # `force` when an event says the file changed, since stat may not
+        # show it (same size, same timestamp tick).
+        self._last_read = time.monotonic()
+        value = self.reader.read(force=force)
+        if value is not None:
+            self._tracker.update(value)
+
+
+def new_progress_file(parent: str | os.PathLike[str] | None = None) -> Path:
+    """A fresh empty progress file, alone in a new private directory under
+    `parent` (default: the system's temporary directory), so that the
+    watcher hears of no other file's writes."""
+    directory = Path(tempfile.mkdtemp(prefix=_DIR_PREFIX, dir=parent))
+    path = directory / "progress"
+    path.touch()
+    return path
+
+
+def remove_progress_file(path: str | os.PathLike[str]) -> None:
+    """Remove a file made by new_progress_file, and its directory."""
+    path = Path(path)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    if path.parent.name.startswith(_DIR_PREFIX):
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()
+
+
+@contextlib.contextmanager
+def progress_file(parent: str | os.PathLike[str] | None = None) -> Iterator[Path]:
+    """new_progress_file() for the block, removed after it."""
+    path = new_progress_file(parent)
+    try:
+        yield path
+    finally:
+        remove_progress_file(path)
+
+
+@contextlib.contextmanager
+def progress_file_env(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """GOLEM_PROGRESS_FILE=path in os.environ for the block (so children
+    started in it inherit it), then the previous value back.
+
+    os.environ is one per process: fine for the one-shot provider process,
+    not for two computations in one process at once.
+    """
+    previous = os.environ.get(GOLEM_PROGRESS_FILE)
+    os.environ[GOLEM_PROGRESS_FILE] = os.fspath(path)
+    try:
+        yield Path(path)
+    finally:
+        if previous is None:
+            os.environ.pop(GOLEM_PROGRESS_FILE, None)
+        else:
+            os.environ[GOLEM_PROGRESS_FILE] = previous
+
+
+__all__ = [
+    "DEFAULT_POLL_INTERVAL",
+    "GOLEM_PROGRESS_FILE",
+    "ProgressFileReader",
+    "ProgressFileWatcher",
+    "new_progress_file",
+    "progress_file",
+    "progress_file_env",
+    "remove_progress_file",
+]
