@@ -1,0 +1,281 @@
+"""A `TaskApiService` over any way of starting one app process.
+
+`LocalProcessService` owns an `asyncio.subprocess.Process`; the warm-start and
+sandbox environments start theirs differently (a fork of a template, a
+bubblewrap sandbox whose outer process is not the app) but must behave the
+same: the announce line gives the port, `stop()` is SIGTERM to the app's
+process group and SIGKILL after a grace period, and
+`wait_until_shutdown_complete()` waits for the exit and then kills whatever
+is left of the group. A `Launched` hides the difference.
+"""
+
+import abc
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO
+
+from golem_task_api.client.local_process import START_TIMEOUT, STOP_GRACE
+from golem_task_api.client.service import TaskApiService
+from golem_task_api.entrypoint import parse_announce_line, parse_command
+from golem_task_api.errors import Unavailable
+
+logger = logging.getLogger("golem_task_api.node.envs")
+
+_TAIL_LINES = 200
+# Bound on reading the rest of the output once the app has exited: a
+# grandchild that escaped the group could hold the pipe open for ever.
+_DRAIN_TIMEOUT = 5.0
+
+
+def signal_group(pgid: int, sig: int) -> bool:
+    """killpg, quietly; False if there is no such group."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Launched(abc.ABC):
+    """One started app process, whatever started it."""
+
+    pid: int
+    output: asyncio.StreamReader
+
+    @abc.abstractmethod
+    def exited(self) -> bool:
+        """Whether the process the service waits for has exited."""
+
+    @abc.abstractmethod
+    async def wait(self) -> None:
+        """Until that process has exited."""
+
+    @property
+    @abc.abstractmethod
+    def returncode(self) -> int | None:
+        """Its exit code (negative: killed by that signal), once known."""
+
+    @abc.abstractmethod
+    def terminate(self) -> None:
+        """SIGTERM the app's process group."""
+
+    @abc.abstractmethod
+    def kill(self) -> None:
+        """SIGKILL everything the app started that is still in reach."""
+
+    def close(self) -> None:  # noqa: B027 - most launches hold nothing to release
+        """Release file descriptors; called once the process has exited."""
+
+
+class SubprocessLaunch(Launched):
+    """A child of the node in a session of its own, stdout+stderr on a pipe.
+
+    `term_pgid` is the group that gets SIGTERM: the child's own, or (in a
+    sandbox) the app's inside it, when the child is only a wrapper that
+    would die at once instead of passing the signal on.
+    """
+
+    def __init__(self, process: asyncio.subprocess.Process, term_pgid: int | None = None) -> None:
+        assert process.stdout is not None
+        self.process = process
+        self.pid = process.pid
+        self.output = process.stdout
+        self.term_pgid = process.pid if term_pgid is None else term_pgid
+
+    @classmethod
+    async def spawn(
+        cls,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        pass_fds: Sequence[int] = (),
+    ) -> "SubprocessLaunch":
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            pass_fds=tuple(pass_fds),
+        )
+        return cls(process)
+
+    def exited(self) -> bool:
+        return self.process.returncode is not None
+
+    async def wait(self) -> None:
+        await self.process.wait()
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.returncode
+
+    def terminate(self) -> None:
+        signal_group(self.term_pgid, signal.SIGTERM)
+
+    def kill(self) -> None:
+        signal_group(self.term_pgid, signal.SIGKILL)
+        if self.term_pgid != self.pid:
+            signal_group(self.pid, signal.SIGKILL)
+
+
+class ManagedProcessService(TaskApiService):
+    """`LocalProcessService`'s contract over a `Launched` from `_launch()`."""
+
+    def __init__(
+        self,
+        work_dir: Path,
+        *,
+        host: str,
+        log_path: Path | None = None,
+        extra_args: Sequence[str] = (),
+        start_timeout: float = START_TIMEOUT,
+        stop_grace: float = STOP_GRACE,
+    ) -> None:
+        self._work_dir = Path(work_dir)
+        self._host = host
+        self._log_path = log_path
+        self._extra_args = list(extra_args)
+        self._start_timeout = start_timeout
+        self._stop_grace = stop_grace
+        self._launched: Launched | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
+        self._log_file: IO[str] | None = None
+
+    @abc.abstractmethod
+    async def _launch(self, args: list[str]) -> Launched:
+        """Start the app with these arguments (after `python -m APP`)."""
+
+    def _address(self, port: int) -> tuple[str, int]:
+        return self._host, port
+
+    @property
+    def pid(self) -> int | None:
+        return self._launched.pid if self._launched is not None else None
+
+    @property
+    def returncode(self) -> int | None:
+        return self._launched.returncode if self._launched is not None else None
+
+    @property
+    def log_path(self) -> Path | None:
+        return self._log_path
+
+    def output_tail(self) -> str:
+        return "".join(self._tail)
+
+    def running(self) -> bool:
+        return self._launched is not None and not self._launched.exited()
+
+    def app_args(self, command: str | Sequence[str]) -> list[str]:
+        words = command.split() if isinstance(command, str) else [str(w) for w in command]
+        parse_command(words)
+        return ["--work-dir", str(self._work_dir), "--host", self._host, *self._extra_args, *words]
+
+    async def start(self, command: str, port: int) -> tuple[str, int]:
+        if self.running():
+            raise RuntimeError("this service already runs an app process")
+        args = self.app_args(command)
+        self._tail.clear()
+        if self._log_path is not None:
+            self._log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log_file = self._log_path.open("a", encoding="utf-8", errors="replace")
+        try:
+            launched = self._launched = await self._launch(args)
+        except BaseException:
+            self._close_log()
+            raise
+        announced: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._reader = asyncio.ensure_future(self._read_output(launched, announced))
+        try:
+            port = await asyncio.wait_for(asyncio.shield(announced), self._start_timeout)
+        except TimeoutError:
+            await self._kill_group()
+            raise Unavailable(
+                f"{' '.join(args)} did not start listening within {self._start_timeout:g} s;"
+                f" its output:\n{self.output_tail()}"
+            ) from None
+        except BaseException:
+            await self._kill_group()
+            raise
+        return self._address(port)
+
+    async def _read_output(self, launched: Launched, announced: "asyncio.Future[int]") -> None:
+        try:
+            async for raw in launched.output:
+                line = raw.decode("utf-8", "replace")
+                if not announced.done():
+                    info = parse_announce_line(line.rstrip("\n"))
+                    if info is not None and isinstance(info.get("port"), int):
+                        announced.set_result(int(info["port"]))  # type: ignore[call-overload]
+                        continue
+                self._tail.append(line)
+                if self._log_file is not None:
+                    self._log_file.write(line)
+                    self._log_file.flush()
+            await launched.wait()
+        finally:
+            if not announced.done():
+                announced.set_exception(
+                    Unavailable(
+                        f"the app exited with code {launched.returncode} before it served;"
+                        f" its output:\n{self.output_tail()}"
+                    )
+                )
+
+    async def stop(self) -> None:
+        """SIGTERM to the process group, SIGKILL after the grace period."""
+        launched = self._launched
+        if launched is None:
+            return
+        if not launched.exited():
+            launched.terminate()
+            try:
+                await asyncio.wait_for(asyncio.shield(launched.wait()), self._stop_grace)
+            except TimeoutError:
+                logger.warning("app pid %d ignored SIGTERM for %.1f s: killing it",
+                               launched.pid, self._stop_grace)
+        await self._kill_group()
+
+    async def wait_until_shutdown_complete(self) -> None:
+        launched = self._launched
+        if launched is None:
+            return
+        await launched.wait()
+        await self._kill_group()
+
+    async def _kill_group(self) -> None:
+        """Kill whatever is left of the group, wait for the app, close the log."""
+        launched = self._launched
+        if launched is None:
+            return
+        launched.kill()
+        await launched.wait()
+        if self._reader is not None:
+            # The pipe closes once every holder of it in the group is dead.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._reader), _DRAIN_TIMEOUT)
+            if not self._reader.done():
+                self._reader.cancel()
+        launched.close()
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+
+__all__ = ["Launched", "ManagedProcessService", "SubprocessLaunch", "signal_group"]

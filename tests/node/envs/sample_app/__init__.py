@@ -1,0 +1,1 @@
+"""A small app for the environment tests (see `__main__`)."""
