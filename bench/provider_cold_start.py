@@ -24,7 +24,9 @@ so its gain is measured in the same interleaved rounds.
 
 import argparse
 import asyncio
+import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -42,6 +44,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from bench._common import (
     REPO_ROOT,
     Summary,
+    child_env,
     kill_group,
     paired_ratios,
     print_table,
@@ -66,6 +69,7 @@ class Run:
 
     marks: dict[str, float] = field(default_factory=dict)
     stamps: dict[str, float] = field(default_factory=dict)
+    cpu: float = 0.0  # user + system seconds of the server process
 
     @property
     def total(self) -> float:
@@ -75,12 +79,13 @@ class Run:
 RunFn = Callable[[Path, int], Awaitable[Run]]
 
 
-async def announced_run(argv: list[str], work_dir: Path, i: int) -> Run:
+async def announced_run(argv: list[str], env: dict[str, str], work_dir: Path, i: int) -> Run:
     """Spawn a one-shot server, make it SERVING, call Compute, see it exit."""
     log = (work_dir / "server.log").open("w+b")
     try:
+        cpu0 = children_cpu()
         t0 = time.perf_counter()
-        process, port = await spawn_announced(argv, log)
+        process, port = await spawn_announced(argv, log, env=env)
         run = Run()
         run.marks["announce"] = time.perf_counter() - t0
         try:
@@ -107,6 +112,7 @@ async def announced_run(argv: list[str], work_dir: Path, i: int) -> Run:
                 run.marks["reply"] = time.perf_counter() - t0
                 code = await asyncio.wait_for(process.wait(), 10)
                 run.marks["exit"] = time.perf_counter() - t0
+                run.cpu = children_cpu() - cpu0
             finally:
                 await channel.close()
         finally:
@@ -130,17 +136,31 @@ async def announced_run(argv: list[str], work_dir: Path, i: int) -> Run:
         log.close()
 
 
-def announced(argv_of: Callable[[Path], list[str]]) -> RunFn:
+def children_cpu() -> float:
+    """CPU seconds of this process's reaped children (one server at a time)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def announced(argv_of: Callable[[Path], list[str]], env: dict[str, str]) -> RunFn:
     async def run(work_dir: Path, i: int) -> Run:
-        return await announced_run(argv_of(work_dir), work_dir, i)
+        return await announced_run(argv_of(work_dir), env, work_dir, i)
 
     return run
 
 
-async def floor_run(work_dir: Path, i: int) -> Run:
+def floor(env: dict[str, str]) -> RunFn:
+    async def run(work_dir: Path, i: int) -> Run:
+        return await floor_run(env)
+
+    return run
+
+
+async def floor_run(env: dict[str, str]) -> Run:
+    cpu0 = children_cpu()
     t0 = time.perf_counter()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "import grpc", cwd=REPO_ROOT, start_new_session=True
+        sys.executable, "-c", "import grpc", cwd=REPO_ROOT, env=env, start_new_session=True
     )
     try:
         code = await process.wait()
@@ -150,12 +170,20 @@ async def floor_run(work_dir: Path, i: int) -> Run:
             await process.wait()
     if code != 0:
         raise RuntimeError(f"python -c 'import grpc' exited with {code}")
-    return Run({"exit": time.perf_counter() - t0})
+    return Run({"exit": time.perf_counter() - t0}, cpu=children_cpu() - cpu0)
 
 
-async def client_run(work_dir: Path, i: int) -> Run:
+def client(env: dict[str, str]) -> RunFn:
+    async def run(work_dir: Path, i: int) -> Run:
+        return await client_run(env, work_dir, i)
+
+    return run
+
+
+async def client_run(env: dict[str, str], work_dir: Path, i: int) -> Run:
     """Ours as a node drives it: LocalProcessService + ProviderAppClient."""
-    service = LocalProcessService(APP, work_dir, cwd=REPO_ROOT)
+    service = LocalProcessService(APP, work_dir, cwd=REPO_ROOT, env=env)
+    cpu0 = children_cpu()
     t0 = time.perf_counter()
     try:
         client = await ProviderAppClient.create(service, port=0)
@@ -169,7 +197,7 @@ async def client_run(work_dir: Path, i: int) -> Run:
             kill_group(service.pid, 9)
     if service.returncode != 0 or (work_dir / path).read_bytes() != b"ok\n":
         raise RuntimeError(f"ours via client: exit code {service.returncode}")
-    return Run({"exit": t_exit})
+    return Run({"exit": t_exit}, cpu=children_cpu() - cpu0)
 
 
 def ours_argv(work_dir: Path) -> list[str]:
@@ -213,21 +241,26 @@ def ms(seconds: float) -> str:
 
 def report_totals(results: dict[str, list[Run]], runs: int) -> None:
     base = [r.total for r in results["baseline"]]
+    base_cpu = statistics.median(r.cpu for r in results["baseline"])
     print(f"Provider cold start: spawn -> SERVING -> Compute reply -> exit, {runs} interleaved"
-          " runs per side (ms; ratio = paired with the baseline run of the same round)")
+          " runs per side (ms; ratio = median of the ratios to the baseline run of the same"
+          " round; CPU = user + system time of the server process, less sensitive to load)")
     rows = []
     for name, side_runs in results.items():
         totals = [r.total for r in side_runs]
         s = Summary.of(totals)
         ratio = Summary.of(paired_ratios(totals, base))
+        cpu = statistics.median(r.cpu for r in side_runs)
         target = ""
         if name == "ours":
             target = f"<= {TARGET:.2f}x " + ("ok" if ratio.median <= TARGET else "ABOVE TARGET")
         rows.append([
             name, ms(s.median), ms(s.p90), f"{ms(s.low)}..{ms(s.high)}",
-            f"{ratio.median:.2f}x", f"{ratio.p10:.2f}..{ratio.p90:.2f}", target,
+            f"{ratio.median:.2f}x", f"{ratio.p10:.2f}..{ratio.p90:.2f}",
+            ms(cpu), f"{cpu / base_cpu:.2f}x", target,
         ])
-    print_table(["side", "median", "p90", "min..max", "vs baseline", "p10..p90", "target"], rows)
+    print_table(["side", "median", "p90", "min..max", "vs baseline", "p10..p90", "CPU",
+                 "CPU ratio", "target"], rows)
 
 
 def report_phases(results: dict[str, list[Run]]) -> None:
@@ -253,11 +286,11 @@ def report_phases(results: dict[str, list[Run]]) -> None:
 _IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
 
 
-def import_tree(module: str) -> list[tuple[str, int, int, int]]:
+def import_tree(module: str, env: dict[str, str]) -> list[tuple[str, int, int, int]]:
     """(name, depth, self us, cumulative us) of `python -X importtime -c 'import M'`."""
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", f"import {module}"],
-        cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=60,
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=True, timeout=60,
     )
     tree = []
     for line in done.stderr.splitlines():
@@ -267,14 +300,14 @@ def import_tree(module: str) -> list[tuple[str, int, int, int]]:
     return tree
 
 
-def import_wall_time(module: str) -> float:
+def import_wall_time(module: str, env: dict[str, str]) -> float:
     code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
-                          text=True, check=True, timeout=60)
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, check=True, timeout=60)
     return float(done.stdout)
 
 
-def report_imports(runs: int) -> None:
+def report_imports(runs: int, env: dict[str, str]) -> None:
     ours_mod, base_mod = APP, "bench.apps.oneshot_server"
     wall: dict[str, list[float]] = {ours_mod: [], base_mod: []}
     selfs: dict[str, dict[str, list[int]]] = {
@@ -283,8 +316,8 @@ def report_imports(runs: int) -> None:
     parent_of: dict[str, str] = {}
     for _ in range(runs):
         for module in (ours_mod, base_mod):
-            wall[module].append(import_wall_time(module))
-            tree = import_tree(module)
+            wall[module].append(import_wall_time(module, env))
+            tree = import_tree(module, env)
             stack: list[str] = []
             # importtime prints a module after its children: walk backwards
             # so that each module's importer comes before it.
@@ -357,24 +390,24 @@ def report_stamps(results: dict[str, list[Run]]) -> None:
 # --- entry points -----------------------------------------------------------
 
 
-async def measure(runs: int, with_client: bool, patched: list[str]) -> None:
+async def measure(runs: int, with_client: bool, patched: list[str], env: dict[str, str]) -> None:
     sides: dict[str, RunFn] = {
-        "ours": announced(ours_argv),
-        "baseline": announced(baseline_argv),
-        "floor: import grpc": floor_run,
+        "ours": announced(ours_argv, env),
+        "baseline": announced(baseline_argv, env),
+        "floor: import grpc": floor(env),
     }
     if with_client:
-        sides["ours via our client"] = client_run
+        sides["ours via our client"] = client(env)
     for patches in patched:
-        sides[f"ours +{patches}"] = announced(patched_argv(patches))
+        sides[f"ours +{patches}"] = announced(patched_argv(patches), env)
     with tempfile.TemporaryDirectory(prefix="bench-cold-") as tmp:
         results = await interleaved(sides, runs, Path(tmp))
         report_totals(results, runs)
         report_phases(results)
-        report_imports(IMPORT_RUNS)
+        report_imports(IMPORT_RUNS, env)
         stamp_sides = {
-            "ours": announced(patched_argv("timestamps")),
-            "ours +fast-exit": announced(patched_argv("timestamps,fast-exit")),
+            "ours": announced(patched_argv("timestamps"), env),
+            "ours +fast-exit": announced(patched_argv("timestamps,fast-exit"), env),
         }
         report_stamps(await interleaved(stamp_sides, STAMP_RUNS, Path(tmp)))
 
@@ -388,8 +421,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="add ours driven by ProviderAppClient + LocalProcessService")
     parser.add_argument("--patched", action="append", default=[], metavar="PATCHES",
                         help="add ours with these patches (bench/apps/patched_app.py)")
+    parser.add_argument("--no-bytecode-cache", action="store_true",
+                        help="inherit PYTHONDONTWRITEBYTECODE etc. (see bench._common.child_env)")
     args = parser.parse_args([] if argv is None else argv)
-    asyncio.run(measure(args.runs, args.client, args.patched))
+    env = child_env(cached_bytecode=not args.no_bytecode_cache)
+    if env.get("PYTHONPYCACHEPREFIX") != os.environ.get("PYTHONPYCACHEPREFIX"):
+        print(f"(children use the bytecode cache {env['PYTHONPYCACHEPREFIX']})")
+    asyncio.run(measure(args.runs, args.client, args.patched, env))
 
 
 if __name__ == "__main__":
