@@ -41,9 +41,7 @@ class BenchmarkScore:
 
 
 def benchmark_key(app_id: str, env_id: str, prerequisites: Mapping[str, Any]) -> str:
-    canonical = json.dumps(
-        [app_id, env_id, prerequisites], sort_keys=True, separators=(",", ":")
-    )
+    canonical = json.dumps([app_id, env_id, prerequisites], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -55,9 +53,7 @@ class BenchmarkCache:
         self._source = source
         self._in_flight: dict[str, asyncio.Task[float]] = {}
 
-    def cached(
-        self, app_id: str, env_id: str, prerequisites: Mapping[str, Any]
-    ) -> float | None:
+    def cached(self, app_id: str, env_id: str, prerequisites: Mapping[str, Any]) -> float | None:
         record = self._store.get_benchmark(benchmark_key(app_id, env_id, prerequisites))
         return None if record is None else record.score
 

@@ -48,9 +48,7 @@ class Resources:
     def fits_in(self, limit: "Resources") -> bool:
         """Whether every field is at most `limit`'s."""
         return (
-            self.cpu <= limit.cpu
-            and self.memory_mib <= limit.memory_mib
-            and self.gpu <= limit.gpu
+            self.cpu <= limit.cpu and self.memory_mib <= limit.memory_mib and self.gpu <= limit.gpu
         )
 
     def excess_over(self, limit: "Resources") -> list[str]:

@@ -32,9 +32,7 @@ class NodeInfo:
 
     def benchmark_score(self, app_id: str, env_id: str | None = None) -> float | None:
         """The latest cached score of an app (in an environment), if any."""
-        scores = [
-            b for b in self.benchmarks if b.app_id == app_id and env_id in (None, b.env_id)
-        ]
+        scores = [b for b in self.benchmarks if b.app_id == app_id and env_id in (None, b.env_id)]
         return max(scores, key=lambda b: b.measured_at).score if scores else None
 
 

@@ -66,6 +66,7 @@ from golem_task_api.node.compute.capacity import Allocation, CapacityConfig, Cap
 from golem_task_api.node.compute.execution import Execution
 from golem_task_api.node.compute.info import NodeInfo
 from golem_task_api.node.compute.offers import Bid, Offer, SubtaskWork
+from golem_task_api.node.compute.process import GROUP_FILE, kill_recorded_group
 from golem_task_api.node.compute.publisher import KeepResult, Publisher
 from golem_task_api.node.compute.runner import ExecutionRunner, ProgressUpdate, RunJob
 from golem_task_api.node.compute.states import (
@@ -215,9 +216,7 @@ class ComputeNode:
             self._try_move(execution_id, S.RUNNING, S.FAILED, FailureKind.NODE_SHUTDOWN, reason)
         publishing = list(self._publishing.items())
         for execution_id, task in publishing:
-            self._try_move(
-                execution_id, S.PUBLISHING, S.FAILED, FailureKind.NODE_SHUTDOWN, reason
-            )
+            self._try_move(execution_id, S.PUBLISHING, S.FAILED, FailureKind.NODE_SHUTDOWN, reason)
             task.cancel()
         await self.buffer.aclose()
         await asyncio.gather(*(task for _, task in publishing), return_exceptions=True)
@@ -364,6 +363,13 @@ class ComputeNode:
         current = self.store.get(execution_id)
         if current.state is S.CANCELLED:
             return current
+        if current.state.terminal:
+            raise StateConflict(
+                execution_id,
+                current.state,
+                f"execution {execution_id!r} is already {current.state.value}:"
+                " there is nothing to cancel",
+            )
         execution = self._move(
             execution_id, current.state, S.CANCELLED, reason=reason or "cancelled"
         )
@@ -531,9 +537,7 @@ class ComputeNode:
         self._disarm(execution.execution_id)
         self._progress.pop(execution.execution_id, None)
         event: ComputeEvent = (
-            ComputeFailure(execution)
-            if execution.state is S.FAILED
-            else CancelComplete(execution)
+            ComputeFailure(execution) if execution.state is S.FAILED else CancelComplete(execution)
         )
         if execution.state is S.FAILED:
             logger.info(
@@ -666,9 +670,7 @@ class ComputeNode:
 
     def _run_progress(self, item: QueuedExecution, update: ProgressUpdate) -> None:
         self._progress[item.execution_id] = update
-        self._callbacks.emit(
-            ExecutionProgress(item.execution_id, item.execution.task_id, update)
-        )
+        self._callbacks.emit(ExecutionProgress(item.execution_id, item.execution.task_id, update))
 
     def _run_finished(self, item: QueuedExecution, outcome: RunOutcome) -> None:
         execution_id = item.execution_id
@@ -798,6 +800,8 @@ class ComputeNode:
     def _recover_one(self, execution: Execution, now: float) -> None:
         execution_id, state = execution.execution_id, execution.state
         if state in (S.RUNNING, S.PUBLISHING):
+            # A run's processes outlive the node that crashed: stop them first.
+            kill_recorded_group(self._workdir(execution_id) / GROUP_FILE)
             failed = self._try_move(
                 execution_id,
                 state,

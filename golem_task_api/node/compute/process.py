@@ -5,10 +5,16 @@ whatever it spawns (a renderer, a shell pipeline) can be stopped with it: on
 cancellation the group gets SIGTERM, then SIGKILL after a grace period, and
 the function returns only after the leader has been reaped. Stragglers left
 in the group after a normal exit are killed too.
+
+A group outlives a node that crashes (it is in a session of its own), so a
+run can record its group in a file (`group_file`), with the leader's start
+time; the node's restart recovery kills what such a file names, after
+checking that the id was not reused by an unrelated process since.
 """
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -16,11 +22,15 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+import psutil  # type: ignore[import-untyped, unused-ignore]
+
 from golem_task_api.node.compute.runner import ProgressReporter, RunJob, RunResult
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TERM_GRACE = 2.0
+# Where a run's process group is recorded, in the execution's workdir.
+GROUP_FILE = ".process-group"
 
 _Stream = int | IO[Any] | None
 
@@ -35,11 +45,13 @@ async def run_in_process_group(
     stderr: _Stream = asyncio.subprocess.DEVNULL,
     term_grace: float = DEFAULT_TERM_GRACE,
     started: Callable[[asyncio.subprocess.Process], None] | None = None,
+    group_file: Path | None = None,
 ) -> int:
     """Run `argv` in its own process group; its exit code.
 
     `started` is called with the process once it exists (to feed its stdin,
     say). Cancelling the caller stops the whole group before re-raising.
+    With `group_file`, the group is recorded there while it runs.
     """
     proc = await asyncio.create_subprocess_exec(
         *argv,
@@ -51,6 +63,8 @@ async def run_in_process_group(
         start_new_session=True,
     )
     try:
+        if group_file is not None:
+            record_process_group(group_file, proc.pid)
         if started is not None:
             started(proc)
         return await proc.wait()
@@ -59,6 +73,45 @@ async def run_in_process_group(
         raise
     finally:
         _kill_group(proc.pid, signal.SIGKILL)
+        if group_file is not None:
+            _forget_group(group_file)
+
+
+def record_process_group(path: Path, pgid: int) -> None:
+    """Write `pgid` and its leader's start time to `path`."""
+    try:
+        created = psutil.Process(pgid).create_time()
+    except psutil.Error:
+        return  # already gone: nothing to record
+    path.write_text(json.dumps({"pgid": pgid, "created": created}))
+
+
+def _forget_group(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()
+
+
+def kill_recorded_group(path: Path) -> bool:
+    """SIGKILL the group recorded in `path` if its leader is still the same process.
+
+    Returns whether a group was killed. Quick and synchronous: used by the
+    node's restart recovery, before it removes a dead run's workdir.
+    """
+    try:
+        record = json.loads(path.read_text())
+        pgid, created = int(record["pgid"]), float(record["created"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    try:
+        if psutil.Process(pgid).create_time() != created:
+            return False  # the id now belongs to another process
+    except psutil.Error:
+        # The leader is gone; members may live on, but without the leader
+        # the id cannot be checked against reuse, so they are left alone.
+        return False
+    _kill_group(pgid, signal.SIGKILL)
+    logger.warning("killed process group %d left running by a previous node process", pgid)
+    return True
 
 
 async def stop_process_group(proc: asyncio.subprocess.Process, term_grace: float) -> None:
@@ -142,6 +195,7 @@ class CommandRunner:
                 stdout=out,
                 stderr=err,
                 term_grace=self._term_grace,
+                group_file=job.workdir / GROUP_FILE,
             )
         if code != 0:
             return RunResult.failed(f"the command exited with {code}: {self._stderr_tail(job)}")
@@ -159,4 +213,12 @@ class CommandRunner:
         return data.decode("utf-8", "replace").strip() or "(no stderr)"
 
 
-__all__ = ["DEFAULT_TERM_GRACE", "CommandRunner", "run_in_process_group", "stop_process_group"]
+__all__ = [
+    "DEFAULT_TERM_GRACE",
+    "GROUP_FILE",
+    "CommandRunner",
+    "kill_recorded_group",
+    "record_process_group",
+    "run_in_process_group",
+    "stop_process_group",
+]

@@ -1,0 +1,1 @@
+"""Tests of the node (design.md, layer 4)."""

@@ -1,0 +1,1 @@
+"""Tests of the compute node: real SQLite files, real child processes."""
