@@ -153,7 +153,12 @@ async def run_cmd(
             env=_environment(env, env_update),
             start_new_session=True,
         )
-        child = Child(proc, sample_interval if monitor else None, usage)
+        try:
+            child = Child(proc, sample_interval if monitor else None, usage)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
         try:
             for pipe, reader in ((proc.stdout, out_reader), (proc.stderr, err_reader)):
                 if reader is not None:

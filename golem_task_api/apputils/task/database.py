@@ -268,6 +268,11 @@ class DBTaskManager(TaskManager, Generic[P]):
     # -- internals --
 
     def _create_schema(self) -> None:
+        # Apps open a manager per call: when the schema is current, only read.
+        with self.database.reading() as conn:
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+        if version == SCHEMA_VERSION:
+            return
         with self.database.transaction() as conn:
             (version,) = conn.execute("PRAGMA user_version").fetchone()
             if version > SCHEMA_VERSION:
