@@ -30,9 +30,9 @@ class Child:
     """A command started in its own session; it is reaped by this object alone.
 
     Reaping is done here with wait4, not by asyncio's child watcher, so that
-    (1) the kernel's exact CPU time and peak memory of the command are known,
-    and (2) the command stays a zombie, holding its process-group id, until
-    everything it left behind has been ended.
+    (1) the kernel's exact CPU time of the command is known, and (2) the
+    command stays a zombie, holding its process-group id, until everything it
+    left behind has been ended.
     """
 
     def __init__(self, proc: "subprocess.Popen[bytes]", monitor_interval: float | None,
@@ -126,7 +126,14 @@ class Child:
 
     def _known(self) -> list[Any]:
         seen = self._monitor.seen() if self._monitor is not None else []
+        if self._reaped is not None:  # its pid may belong to another process now
+            return seen
         return [self._root, *seen, *descendants(self._root)]
+
+    def _kill_now(self) -> None:
+        # Once reaped, the group id may be reused: signal only what psutil
+        # can still identify.
+        kill_tree_now(self.pid if self._reaped is None else None, self._known())
 
     def _stop_monitor(self) -> None:
         if self._monitor is not None:
@@ -174,7 +181,7 @@ class Child:
         try:
             await asyncio.shield(cleanup)
         except asyncio.CancelledError:
-            kill_tree_now(self.pid, self._known())
+            self._kill_now()
             raise
 
     async def _abort(self, grace: float) -> None:
@@ -183,7 +190,7 @@ class Child:
             await self.finish(grace)
         except BaseException:
             # Cancelled too (the loop is shutting down): no more waiting.
-            kill_tree_now(self.pid, self._known())
+            self._kill_now()
             self._stop_monitor()
             self._close_pidfd()
             self._close_pipes()

@@ -51,9 +51,10 @@ def is_running(proc: Any) -> bool:
         return False
 
 
-def signal_tree(pgid: int, procs: Iterable[Any], sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
+def signal_tree(pgid: int | None, procs: Iterable[Any], sig: signal.Signals) -> None:
+    if pgid is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, sig)
     for proc in procs:
         with contextlib.suppress(psutil.Error):
             proc.send_signal(sig)  # psutil checks that the pid was not reused
@@ -96,8 +97,8 @@ async def end_tree(pgid: int, known: Iterable[Any], grace: float) -> None:
     _reap_adopted(pgid, targets)
 
 
-def kill_tree_now(pgid: int, known: Iterable[Any]) -> None:
-    """SIGKILL the group and `known` at once, without waiting."""
+def kill_tree_now(pgid: int | None, known: Iterable[Any]) -> None:
+    """SIGKILL the group (unless None) and `known` at once, without waiting."""
     signal_tree(pgid, [p for p in known if is_running(p)], signal.SIGKILL)
 
 
