@@ -84,6 +84,19 @@ def _read_all(paths: list[Path]) -> list[bytes] | None:
         raise TlsConfigError(f"cannot read TLS file: {exc}") from exc
 
 
+def _check_pair(cert: Path, key: Path, peer_cert: Path, *, server_side: bool) -> None:
+    """Fail here, with the file named, rather than deep in gRPC's TLS setup."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if server_side else ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        context.load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as exc:
+        raise TlsConfigError(f"{cert.name} and {key.name} are not a usable pair: {exc}") from exc
+    try:
+        context.load_verify_locations(cafile=peer_cert)
+    except (ssl.SSLError, OSError) as exc:
+        raise TlsConfigError(f"{peer_cert} is not a usable certificate: {exc}") from exc
+
+
 def certificate_name(cert_path: Path) -> str | None:
     """The first DNS name (else the common name) of a PEM certificate."""
     try:
@@ -116,6 +129,8 @@ def create_server_ssl_context(
     )
     if files is None:
         return None
+    _check_pair(directory / server_cert_file_name, directory / server_key_file_name,
+                directory / client_cert_file_name, server_side=True)
     key, cert, client_cert = files
     return ServerTls(key=key, cert=cert, client_cert=client_cert)
 
@@ -133,6 +148,8 @@ def create_client_ssl_context(
     )
     if files is None:
         return None
+    _check_pair(directory / client_cert_file_name, directory / client_key_file_name,
+                server_cert_path, server_side=False)
     key, cert, server_cert = files
     return ClientTls(
         key=key, cert=cert, server_cert=server_cert, server_name=certificate_name(server_cert_path)

@@ -12,6 +12,7 @@ from golem_task_api.handlers import AppLifecycleHandler, ProviderAppHandler
 from golem_task_api.proto import golem_task_api_pb2 as pb
 from golem_task_api.proto import golem_task_api_pb2_grpc as pb_grpc
 from golem_task_api.server.app_server import DEFAULT_GRACE, DEFAULT_HOST, AppServer
+from golem_task_api.server.registration import register_servicer
 from golem_task_api.server.rpc import CallGate, rpc, rpc_stream
 from golem_task_api.validation import check_id, parse_params, resolve_inside
 
@@ -74,10 +75,7 @@ class ProviderAppServicer(pb_grpc.ProviderAppServicer):
         return self.relative_output(output)
 
     def relative_output(self, output: Path | str) -> str:
-        try:
-            path = resolve_inside(self._task_dir, output, "compute's output path")
-        except ValueError as exc:
-            raise AppError(str(exc)) from None
+        path = resolve_inside(self._task_dir, output, "compute's output path")
         if not path.is_file():
             raise AppError(f"compute returned {output!s}, which is not a file")
         return os.path.relpath(path, self._task_dir.resolve())
@@ -130,7 +128,7 @@ class ProviderAppServer(AppServer):
         )
 
     def _add_servicer(self, server: Any) -> None:
-        pb_grpc.add_ProviderAppServicer_to_server(self.servicer, server)
+        register_servicer(server, self.servicer, pb.DESCRIPTOR.services_by_name["ProviderApp"], pb)
 
     def _before_stop(self) -> None:
         # A Compute still running when the server stops was not asked for any

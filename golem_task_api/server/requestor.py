@@ -18,6 +18,7 @@ from golem_task_api.handlers import AppLifecycleHandler, RequestorAppHandler
 from golem_task_api.proto import golem_task_api_pb2 as pb
 from golem_task_api.proto import golem_task_api_pb2_grpc as pb_grpc
 from golem_task_api.server.app_server import DEFAULT_GRACE, DEFAULT_HOST, AppServer
+from golem_task_api.server.registration import register_servicer
 from golem_task_api.server.rpc import CallGate, rpc, rpc_stream
 from golem_task_api.server.task_records import SETTLED, SubtaskState, TaskRecords
 from golem_task_api.validation import check_id, parse_params, resolve_inside
@@ -54,7 +55,8 @@ class RequestorAppServicer(pb_grpc.RequestorAppServicer):
             # The node prepares the dir; do it here too for callers that don't.
             task_dir.prepare(exist_ok=True)
             task = await self._handler.create_task(task_dir, request.max_subtasks_count, params)
-        return convert.task_to_reply(task)
+            # Inside: a task whose reply cannot be made is not created.
+            return convert.task_to_reply(task)
 
     @rpc
     async def NextSubtask(
@@ -72,11 +74,12 @@ class RequestorAppServicer(pb_grpc.RequestorAppServicer):
             subtask = await self._handler.next_subtask(
                 task_dir, subtask_id, request.opaque_node_id
             )
+            reply = convert.subtask_to_reply(subtask)
             if subtask is not None:
                 for resource in subtask.resources:
                     resolve_inside(task_dir.subtask_inputs_dir, resource, "resource")
                 record.set_subtask(subtask_id, SubtaskState.ISSUED)
-        return convert.subtask_to_reply(subtask)
+        return reply
 
     @rpc
     async def Verify(self, request: pb.VerifyRequest, context: Any) -> pb.VerifyReply:
@@ -192,7 +195,7 @@ class RequestorAppServer(AppServer):
         self.servicer = RequestorAppServicer(RequestorDir(work_dir), handler, lifecycle, self.gate)
 
     def _add_servicer(self, server: Any) -> None:
-        pb_grpc.add_RequestorAppServicer_to_server(self.servicer, server)
+        register_servicer(server, self.servicer, pb.DESCRIPTOR.services_by_name["RequestorApp"], pb)
 
 
 __all__ = ["RequestorAppServer", "RequestorAppServicer"]

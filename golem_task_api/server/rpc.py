@@ -12,7 +12,8 @@ from typing import Any, Protocol, TypeVar
 
 import grpc
 
-from golem_task_api.errors import TaskApiError, status_of
+from golem_task_api.errors import InvalidArgument, TaskApiError, status_of
+from golem_task_api.server.registration import Undecodable
 
 logger = logging.getLogger("golem_task_api.server")
 
@@ -52,6 +53,10 @@ async def abort_with(context: Any, method: str, exc: BaseException) -> None:
     await context.abort(code, message)
 
 
+def _undecodable(method: str, request: Any) -> InvalidArgument:
+    return InvalidArgument(f"the {method} request is not a valid message: {request.error}")
+
+
 def rpc(method: UnaryMethod[S, Req, Rep]) -> UnaryMethod[S, Req, Rep]:
     name = method.__name__
 
@@ -62,6 +67,8 @@ def rpc(method: UnaryMethod[S, Req, Rep]) -> UnaryMethod[S, Req, Rep]:
             await context.abort(grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN)
         gate.in_flight += 1
         try:
+            if request.__class__ is Undecodable:
+                raise _undecodable(name, request)
             return await method(self, request, context)
         except Exception as exc:
             await abort_with(context, name, exc)
@@ -82,6 +89,8 @@ def rpc_stream(method: StreamMethod[S, Req, Rep]) -> StreamMethod[S, Req, Rep]:
             await context.abort(grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN)
         gate.in_flight += 1
         try:
+            if request.__class__ is Undecodable:
+                raise _undecodable(name, request)
             async for item in method(self, request, context):
                 yield item
         except Exception as exc:

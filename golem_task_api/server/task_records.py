@@ -47,15 +47,20 @@ class TaskRecord:
     @classmethod
     def load(cls, task_id: str, path: Path) -> "TaskRecord":
         record = cls(task_id, path)
-        with path.open("r", encoding="utf-8") as lines:
-            for line in lines:
-                try:
-                    op, *args = json.loads(line)
-                except ValueError:
-                    # A write torn by a crash: only ever the last line.
-                    logger.warning("%s: ignoring a torn record line", path)
-                    continue
-                record._apply(op, args)
+        data = path.read_bytes()
+        complete = data.rfind(b"\n") + 1
+        if complete < len(data):
+            # A write torn by a crash (only ever the last line): cut it, so
+            # that the next change starts on a line of its own.
+            logger.warning("%s: dropping a torn last record line", path)
+            os.truncate(path, complete)
+        for line in data[:complete].splitlines():
+            try:
+                op, *args = json.loads(line)
+            except ValueError:
+                logger.warning("%s: ignoring an unreadable record line", path)
+                continue
+            record._apply(op, args)
         return record
 
     def _apply(self, op: str, args: list[str]) -> None:
