@@ -174,7 +174,11 @@ class TemplateProcess:
         except OSError as exc:
             # Also BlockingIOError: a template that does not read is no use.
             self._pending.pop(request_id, None)
-            raise TemplateUnavailable(f"cannot reach the warm-start template: {exc}") from None
+            self._die(f"its socket failed: {exc}")
+            self.kill()
+            raise TemplateUnavailable(
+                f"the warm-start template is gone ({self.death_reason})"
+            ) from None
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout)
         except TimeoutError:
@@ -443,6 +447,16 @@ class TemplatePool:
         result = self._ready_or_reason(slot)
         return None if isinstance(result, TemplateProcess) else result
 
+    def notice_death(self, app: AppSpec) -> None:
+        """A fork just failed: if the template is dead, restart it in the background."""
+        slot = self._slots.get(self._key(app))
+        if slot is None or slot.template is None or slot.template.ready or self._closed:
+            return
+        logger.warning("the warm-start template of %s died (%s): restarting it in the background",
+                       app.name, slot.template.death_reason)
+        slot.template = None
+        self._start(slot)
+
     def _ready_or_reason(self, slot: _Slot) -> TemplateProcess | str:
         if slot.template is not None and slot.template.ready:
             return slot.template
@@ -543,6 +557,7 @@ class WarmProcessService(ManagedProcessService):
                 launched = await self._fork(acquired, args)
             except TemplateUnavailable as exc:
                 reason = str(exc)
+                self._pool.notice_death(self._app)
             else:
                 self.mode, self.fallback_reason = "warm", None
                 return launched

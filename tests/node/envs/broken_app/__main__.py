@@ -3,6 +3,6 @@
 if __name__ != "__main__":
     raise ImportError("broken_app only runs as a script")
 
-from tests.node.envs.sample_app.__main__ import main  # noqa: E402
+from tests.node.envs.sample_app.__main__ import main
 
 main()
