@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
+CLEANUP_TIMEOUT = 30.0
 
 
 def discover() -> list[str]:
@@ -36,9 +37,20 @@ def run_one(name: str) -> tuple[int, float]:
         "module.main()\n"
     )
     start = time.perf_counter()
-    # Same session: Ctrl-C reaches the benchmark, which cleans up after itself.
-    done = subprocess.run([sys.executable, "-c", code], cwd=BENCH_DIR.parent, check=False)
-    return done.returncode, time.perf_counter() - start
+    # Same session: Ctrl-C reaches the benchmark too, which then stops the
+    # servers it started; give it the time to (subprocess.run would SIGKILL
+    # it after 0.25 s and leave those servers behind).
+    process = subprocess.Popen([sys.executable, "-c", code], cwd=BENCH_DIR.parent)
+    try:
+        exit_code = process.wait()
+    except KeyboardInterrupt:
+        try:
+            process.wait(timeout=CLEANUP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        raise
+    return exit_code, time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> int:

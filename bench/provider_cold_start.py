@@ -47,6 +47,7 @@ from bench._common import (
     child_env,
     kill_group,
     paired_ratios,
+    percentile,
     print_table,
     python_module,
     spawn_announced,
@@ -56,7 +57,7 @@ from golem_task_api.proto import golem_task_api_pb2 as pb
 
 TARGET = 1.1
 DEFAULT_RUNS = 20
-IMPORT_RUNS = 7
+IMPORT_RUNS = 9
 STAMP_RUNS = 10
 COMPUTE_METHOD = "/golem_task_api.ProviderApp/Compute"
 APP = "bench.apps.trivial_app"
@@ -300,8 +301,20 @@ def import_tree(module: str, env: dict[str, str]) -> list[tuple[str, int, int, i
     return tree
 
 
-def import_wall_time(module: str, env: dict[str, str]) -> float:
-    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+IMPORT_SIDES = {
+    "ours": "import bench.apps.trivial_app",
+    "ours +lazy-package": "import bench.apps.patched_app as p; p.lazy_package();"
+                          " import bench.apps.trivial_app",
+    "ours +no-reflection": "import bench.apps.patched_app as p; p.no_reflection();"
+                           " import bench.apps.trivial_app",
+    "ours +lazy-package,no-reflection": "import bench.apps.patched_app as p; p.lazy_package();"
+                                        " p.no_reflection(); import bench.apps.trivial_app",
+    "baseline": "import bench.apps.oneshot_server",
+}
+
+
+def import_wall_time(statement: str, env: dict[str, str]) -> float:
+    code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, check=True, timeout=60)
     return float(done.stdout)
@@ -309,14 +322,17 @@ def import_wall_time(module: str, env: dict[str, str]) -> float:
 
 def report_imports(runs: int, env: dict[str, str]) -> None:
     ours_mod, base_mod = APP, "bench.apps.oneshot_server"
-    wall: dict[str, list[float]] = {ours_mod: [], base_mod: []}
+    wall: dict[str, list[float]] = {name: [] for name in IMPORT_SIDES}
     selfs: dict[str, dict[str, list[int]]] = {
         ours_mod: defaultdict(list), base_mod: defaultdict(list),
     }
     parent_of: dict[str, str] = {}
-    for _ in range(runs):
+    for i in range(runs):
+        names = list(IMPORT_SIDES)
+        shift = i % len(names)
+        for name in names[shift:] + names[:shift]:
+            wall[name].append(import_wall_time(IMPORT_SIDES[name], env))
         for module in (ours_mod, base_mod):
-            wall[module].append(import_wall_time(module, env))
             tree = import_tree(module, env)
             stack: list[str] = []
             # importtime prints a module after its children: walk backwards
@@ -331,11 +347,17 @@ def report_imports(runs: int, env: dict[str, str]) -> None:
     ours_self = {n: statistics.median(v) for n, v in selfs[ours_mod].items()}
     base_self = {n: statistics.median(v) for n, v in selfs[base_mod].items()}
     only_ours = {n: us for n, us in ours_self.items() if n not in base_self}
-    print(f"\nImports (python -c 'import M', median of {runs}):"
-          f" ours {ms(statistics.median(wall[ours_mod]))} ms,"
-          f" baseline {ms(statistics.median(wall[base_mod]))} ms"
-          f" (-X importtime sums: ours {sum(ours_self.values()) / 1000:.0f} ms,"
-          f" baseline {sum(base_self.values()) / 1000:.0f} ms, inflated by the tracing)")
+    base_wall = wall["baseline"]
+    print(f"\nImport of the app module (wall ms in a fresh process, {runs} interleaved runs;"
+          " patches from bench/apps/patched_app.py):")
+    print_table(["side", "median", "p10..p90", "minus baseline"], [
+        [name, ms(statistics.median(values)),
+         f"{ms(percentile(values, 10))}..{ms(percentile(values, 90))}",
+         f"{1000 * statistics.median(a - b for a, b in zip(values, base_wall, strict=True)):+.0f}"]
+        for name, values in wall.items()
+    ])
+    print(f"-X importtime sums: ours {sum(ours_self.values()) / 1000:.0f} ms,"
+          f" baseline {sum(base_self.values()) / 1000:.0f} ms (inflated by the tracing)")
     print(f"Modules only ours imports: {len(only_ours)}, {sum(only_ours.values()) / 1000:.1f} ms"
           " of -X importtime self time; biggest groups (first importer of the group's root):")
     groups: dict[str, float] = defaultdict(float)
@@ -351,7 +373,8 @@ def report_imports(runs: int, env: dict[str, str]) -> None:
 def _group(name: str) -> str:
     parts = name.split(".")
     if parts[0] == "golem_task_api":
-        return ".".join(parts[:3 if parts[1:2] in (["client"], ["server"]) else 2])
+        return "golem_task_api." + (parts[1] + ".*" if parts[1:2] in (["client"], ["server"])
+                                    else "* (other)")
     if parts[0] in ("grpc_reflection", "grpc", "google"):
         return ".".join(parts[:2])
     return parts[0].lstrip("_")
