@@ -1,10 +1,9 @@
 """App definition files: what a node finds in its apps dir."""
 
-import os
-import tempfile
 from pathlib import Path
 
 from golem_task_api.apputils.app_definition.model import AppDefinitionBase, AppDefinitionError
+from golem_task_api.apputils.files import write_atomically
 
 
 def save_app_to_json_file(app_def: AppDefinitionBase, json_file: Path) -> None:
@@ -12,17 +11,7 @@ def save_app_to_json_file(app_def: AppDefinitionBase, json_file: Path) -> None:
 
     Atomically: a node scanning the dir never reads a half-written file.
     """
-    json_file = Path(json_file)
-    json_file.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=json_file.parent, prefix=f".{json_file.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(app_def.to_json())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; nodes may run as another user
-        os.replace(tmp, json_file)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(Path(json_file), app_def.to_json())
 
 
 def load_app_from_json_file(json_file: Path) -> AppDefinitionBase:
