@@ -181,7 +181,7 @@ class TimeoutStrategy:
         if self.max_timeout is not None and (timeout is None or timeout > self.max_timeout):
             asked = "without a time limit" if timeout is None else f"for {timeout:g} s"
             return BidDecision.no(
-                f"the run would go on {asked}; this node allows at most {self.max_timeout:g} s"
+                f"the run would go on {asked}, but this node allows at most {self.max_timeout:g} s"
             )
         return BidDecision.yes()
 

@@ -43,8 +43,9 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
-def group_alive(pgid: int) -> bool:
-    """Whether any live (non-zombie) process is in process group `pgid`."""
+def live_groups() -> set[int]:
+    """The process groups that have a live (non-zombie) member, from one /proc scan."""
+    groups = set()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -53,9 +54,13 @@ def group_alive(pgid: int) -> bool:
                 fields = stat.read().rsplit(")", 1)[1].split()
         except (FileNotFoundError, ProcessLookupError):
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+        if fields[0] != "Z":
+            groups.add(int(fields[2]))
+    return groups
+
+
+def group_alive(pgid: int) -> bool:
+    return pgid in live_groups()
 
 
 async def until(predicate: Callable[[], bool], timeout: float = BOUND) -> None:
