@@ -125,20 +125,21 @@ def freeze_exit() -> None:
     entrypoint._exit = _exit
 
 
+def append_nothing(self: Any, *entry: str) -> None:
+    """TaskRecord._append that writes nothing."""
+
+
+def append_open(self: Any, *entry: str) -> None:
+    """TaskRecord._append on a file descriptor kept open (one write per change)."""
+    data = (json.dumps(entry) + "\n").encode("utf-8")
+    fd = self.__dict__.get("_bench_fd")
+    if fd is None:
+        fd = self._bench_fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.write(fd, data)
+
+
 def records(in_memory: bool) -> None:
     from golem_task_api.server import task_records
-
-    def append_nothing(self: Any, *entry: str) -> None:
-        pass
-
-    def append_open(self: Any, *entry: str) -> None:
-        data = (json.dumps(entry) + "\n").encode("utf-8")
-        fd = self.__dict__.get("_bench_fd")
-        if fd is None:
-            fd = self._bench_fd = os.open(
-                self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
-            )
-        os.write(fd, data)
 
     task_records.TaskRecord._append = append_nothing if in_memory else append_open
 
