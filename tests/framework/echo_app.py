@@ -13,6 +13,8 @@ Provider params (all optional):
   entered: a file to create as soon as compute starts
   hold: wait (cancellably) until this file exists
   grandchild: start a sleeping child process, write its pid to this file, hold
+    (keep_output: the child inherits the app's stdout and stderr)
+  orphan: start such a child (with the app's stdout), then compute as usual
   output: return this path as it is (no file is written)
   raise: raise RuntimeError with this message
   otherwise: write {subtask_id}/result.txt and return its relative path.
@@ -65,6 +67,19 @@ async def _hold_until(path: str, limit: float = HOLD_LIMIT) -> None:
 def _touch(path: str | None, text: str = "") -> None:
     if path:
         Path(path).write_text(text)
+
+
+def _start_child(pid_file: str, keep_output: bool) -> None:
+    """A sleeping child process; its pid goes to `pid_file` (written atomically)."""
+    output = None if keep_output else subprocess.DEVNULL
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(600)"],
+        stdin=subprocess.DEVNULL,
+        stdout=output,
+        stderr=output,
+    )
+    _touch(pid_file + ".tmp", str(child.pid))
+    os.replace(pid_file + ".tmp", pid_file)
 
 
 class EchoRequestor(RequestorAppHandler):
@@ -206,13 +221,11 @@ class EchoProvider(ProviderAppHandler):
         params = subtask_params
         _touch(params.get("entered"), str(os.getpid()))
         try:
+            if "orphan" in params:
+                # a child that outlives the computation, holding the app's stdout
+                _start_child(params["orphan"], keep_output=True)
             if "grandchild" in params:
-                child = subprocess.Popen(
-                    [sys.executable, "-c", "import time; time.sleep(600)"],
-                    stdin=subprocess.DEVNULL,
-                )
-                _touch(params["grandchild"] + ".tmp", str(child.pid))
-                os.replace(params["grandchild"] + ".tmp", params["grandchild"])
+                _start_child(params["grandchild"], keep_output=params.get("keep_output", False))
                 await asyncio.Event().wait()  # until cancelled
             if "hold" in params:
                 await _hold_until(params["hold"])
