@@ -16,10 +16,12 @@ from typing import Any
 
 from golem_task_api.node.compute.callbacks import Callback, ComputeEvent
 from golem_task_api.node.compute.capacity import CapacityConfig, Resources
+from golem_task_api.node.compute.execution import Execution
 from golem_task_api.node.compute.node import ComputeNodeConfig
 from golem_task_api.node.compute.offers import Offer, SubtaskWork
 from golem_task_api.node.compute.process import run_in_process_group
 from golem_task_api.node.compute.runner import ProgressReporter, RunJob, RunResult
+from golem_task_api.node.compute.states import ExecutionState
 
 # Bound of every wait that should end much sooner: a test fails, never hangs.
 BOUND = 15.0
@@ -189,12 +191,10 @@ class Recorder(Callback):
         async with self._condition():
             self._condition().notify_all()
 
-    on_run_complete = on_compute_failure = on_cancel_complete = _record  # type: ignore[assignment]
-    on_publish_complete = on_progress = _record  # type: ignore[assignment]
+    on_run_complete = on_compute_failure = on_cancel_complete = _record
+    on_publish_complete = on_progress = _record
 
-    async def wait_for(
-        self, predicate: Callable[[ComputeEvent], bool], timeout: float = BOUND
-    ) -> ComputeEvent:
+    async def wait_for(self, predicate: Callable[[Any], bool], timeout: float = BOUND) -> Any:
         async with asyncio.timeout(timeout), self._condition():
             while True:
                 for event in self.events:
@@ -202,7 +202,7 @@ class Recorder(Callback):
                         return event
                 await self._condition().wait()
 
-    def of(self, execution_id: str, kind: type[Any] | None = None) -> list[ComputeEvent]:
+    def of(self, execution_id: str, kind: type[Any] | None = None) -> list[Any]:
         return [
             e
             for e in self.events
@@ -248,3 +248,22 @@ def work(subtask_id: str = "subtask", **params: Any) -> SubtaskWork:
 
 def ids(events: Iterable[ComputeEvent]) -> list[str]:
     return [_execution_id(e) for e in events]
+
+
+_seq = iter(range(1, 10**9))
+
+
+def execution(
+    execution_id: str, cpu: int = 1, memory_mib: int = 100, seq: int | None = None
+) -> Execution:
+    """A BidAccepted execution for the buffer alone (no store), in call order."""
+    return Execution(
+        execution_id=execution_id,
+        offer=make_offer(cpu=cpu, memory_mib=memory_mib),
+        usage=Resources(cpu, memory_mib),
+        state=ExecutionState.BID_ACCEPTED,
+        version=2,
+        created_at=0.0,
+        updated_at=0.0,
+        seq=next(_seq) if seq is None else seq,
+    )

@@ -21,10 +21,8 @@ from golem_task_api.node.compute.buffer import (
     StopResult,
 )
 from golem_task_api.node.compute.capacity import Allocation, CapacityTracker, Resources
-from golem_task_api.node.compute.execution import Execution
 from golem_task_api.node.compute.runner import ProgressReporter, ProgressUpdate, RunJob, RunResult
-from golem_task_api.node.compute.states import ExecutionState
-from tests.node.compute.helpers import BOUND, GateRunner, make_offer, pid_alive, until
+from tests.node.compute.helpers import BOUND, GateRunner, execution, pid_alive, until
 
 
 class Hooks:
@@ -73,24 +71,6 @@ class Hooks:
         async with asyncio.timeout(BOUND):
             await self.finished_events[execution_id].wait()
         return self.outcomes[execution_id]
-
-
-_seq = iter(range(1, 10**9))
-
-
-def execution(
-    execution_id: str, cpu: int = 1, memory_mib: int = 100, seq: int | None = None
-) -> Execution:
-    return Execution(
-        execution_id=execution_id,
-        offer=make_offer(cpu=cpu, memory_mib=memory_mib),
-        usage=Resources(cpu, memory_mib),
-        state=ExecutionState.BID_ACCEPTED,
-        version=2,
-        created_at=0.0,
-        updated_at=0.0,
-        seq=next(_seq) if seq is None else seq,
-    )
 
 
 class Rig:

@@ -60,8 +60,8 @@ class Slow(Recorder):
         await self.release.wait()
         await super()._record(event)
 
-    on_run_complete = on_compute_failure = on_cancel_complete = _record  # type: ignore[assignment]
-    on_publish_complete = on_progress = _record  # type: ignore[assignment]
+    on_run_complete = on_compute_failure = on_cancel_complete = _record
+    on_publish_complete = on_progress = _record
 
 
 async def test_a_failing_listener_is_logged_and_the_others_carry_on(

@@ -44,7 +44,7 @@ def of_kind(kind: type[Any], execution_id: str) -> Any:
     return lambda e: isinstance(e, kind) and e.execution.execution_id == execution_id
 
 
-async def accepted(node: Any, **offer_options: Any) -> str:
+async def accepted(node: ComputeNode, **offer_options: Any) -> str:
     bid = await node.ask_for_bid(make_offer(**offer_options))
     assert bid.accepted, bid.reason
     assert bid.execution_id is not None

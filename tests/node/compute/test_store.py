@@ -3,6 +3,7 @@
 import itertools
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,9 +35,9 @@ MAIN_PATH = [
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> ExecutionStore:
+def store(tmp_path: Path) -> Iterator[ExecutionStore]:
     with ExecutionStore(tmp_path / "store.sqlite") as store:
-        yield store  # type: ignore[misc]
+        yield store
 
 
 def _new(store: ExecutionStore, execution_id: str = "e1") -> None:
