@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
+from golem_task_api.client.process_exit import wait_for_exit
 from golem_task_api.client.service import TaskApiService
 from golem_task_api.entrypoint import parse_announce_line, parse_command
 from golem_task_api.errors import Unavailable
@@ -145,7 +146,7 @@ class LocalProcessService(TaskApiService):
             return
         self._signal_group(signal.SIGTERM)
         try:
-            await asyncio.wait_for(asyncio.shield(process.wait()), self._stop_grace)
+            await asyncio.wait_for(self._exited(process), self._stop_grace)
         except TimeoutError:
             logger.warning("app pid %d ignored SIGTERM for %.1f s: killing it",
                            process.pid, self._stop_grace)
@@ -155,8 +156,14 @@ class LocalProcessService(TaskApiService):
         process = self._process
         if process is None:
             return
-        await process.wait()
+        await self._exited(process)
         await self._kill_group()
+
+    @staticmethod
+    async def _exited(process: asyncio.subprocess.Process) -> None:
+        # Not process.wait(): it also waits for the pipes, which a child of
+        # the app may hold open forever.
+        await wait_for_exit(process.pid, lambda: process.returncode is not None)
 
     def _signal_group(self, sig: int) -> None:
         if self._process is None:
@@ -170,11 +177,18 @@ class LocalProcessService(TaskApiService):
         if process is None:
             return
         self._signal_group(signal.SIGKILL)
-        await process.wait()
+        await self._exited(process)
         if self._reader is not None:
-            # The pipe closes once every holder of it in the group is dead.
-            with contextlib.suppress(Exception):
+            # The pipe closes once every holder of it in the group is dead;
+            # one that left the group may keep it open: stop reading then.
+            try:
                 await asyncio.wait_for(self._reader, 5.0)
+            except Exception:
+                logger.warning("the output of app pid %d stays open: not read further",
+                               process.pid)
+            self._reader = None
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(process.wait(), 1.0)
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
