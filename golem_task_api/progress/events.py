@@ -5,17 +5,29 @@ import time
 from golem_task_api.progress.value import ProgressValue, State
 from golem_task_api.proto import golem_task_api_pb2 as pb
 
+# Progress is for people to read; a long log line in a message must not
+# make an event too big for gRPC.
+MAX_MESSAGE = 4096
+MAX_UNIT = 256
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
 
 def to_event(value: ProgressValue, seq: int, wall_ns: int | None = None) -> pb.ProgressEvent:
-    """The event for `value`, stamped with `wall_ns` (now when None)."""
+    """The event for `value`, stamped with `wall_ns` (now when None).
+
+    Messages longer than MAX_MESSAGE characters (units: MAX_UNIT) are cut.
+    """
     event = pb.ProgressEvent(
         seq=seq,
         state=pb.ProgressEvent.State.ValueType(value.state),
         step=value.step,
         step_count=value.step_count,
-        message=value.message,
+        message=_clip(value.message, MAX_MESSAGE),
         done=float(value.done),
-        unit=value.unit,
+        unit=_clip(value.unit, MAX_UNIT),
     )
     if value.total is not None:
         event.total = float(value.total)
@@ -36,4 +48,4 @@ def from_event(event: pb.ProgressEvent) -> ProgressValue:
     )
 
 
-__all__ = ["from_event", "to_event"]
+__all__ = ["MAX_MESSAGE", "MAX_UNIT", "from_event", "to_event"]

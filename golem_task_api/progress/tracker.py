@@ -283,6 +283,8 @@ class ProgressTracker:
                 raise RuntimeError("a ProgressTracker streams on one event loop at a time")
             self._loop = loop
             self._loop_thread = threading.get_ident()
+            # A wakeup sent to a loop that stopped before running it.
+            self._wake_pending = False
 
     async def subscribe(self, throttle: Throttle | None = None) -> AsyncIterator[pb.ProgressEvent]:
         """The events of one stream: a snapshot at once, then changes as

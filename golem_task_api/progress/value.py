@@ -111,6 +111,11 @@ def check_value(done: Any, total: Any, unit: Any, message: Any, step: Any, step_
     for name, text in (("unit", unit), ("message", message)):
         if not isinstance(text, str):
             raise TypeError(f"progress {name} must be a str, got {type(text).__name__}")
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError(f"progress {name} is not valid Unicode: {text!r}") from None
     s, n = _count("step", step), _count("step_count", step_count)
     if n == 0 and s != 0:
         raise ValueError(f"progress step must be 0 when step_count is 0, got {s}")
