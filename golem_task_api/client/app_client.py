@@ -10,7 +10,7 @@ import grpc
 
 from golem_task_api.client.kill_switch import KillSwitch
 from golem_task_api.client.service import TaskApiService
-from golem_task_api.errors import TaskApiError, from_status
+from golem_task_api.errors import TaskApiError, Unavailable, from_status
 from golem_task_api.proto import golem_task_api_pb2 as pb
 
 logger = logging.getLogger("golem_task_api.client")
@@ -30,6 +30,8 @@ async def call(method: Callable[..., Awaitable[Rep]], request: Any, timeout: flo
         return await method(request, timeout=timeout)
     except grpc.aio.AioRpcError as exc:
         raise from_status(exc.code(), exc.details() or "") from None
+    except grpc.aio.UsageError as exc:  # the channel was closed
+        raise Unavailable(f"the client cannot call any more: {exc}") from None
 
 
 class AppClient:
@@ -40,6 +42,12 @@ class AppClient:
         self._channel = channel
         self._kill_switch = KillSwitch()
         self._shutdown_task: asyncio.Task[None] | None = None
+
+    async def _call(self, method: Callable[..., Awaitable[Rep]], request: Any,
+                    timeout: float | None) -> Rep:
+        """A call that `shutdown()` interrupts with ShutdownException."""
+        async with self._kill_switch:
+            return await call(method, request, timeout)
 
     @property
     def service(self) -> TaskApiService:

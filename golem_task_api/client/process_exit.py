@@ -30,8 +30,13 @@ async def wait_for_exit(pid: int, has_exited: Callable[[], bool]) -> None:
         await _poll(has_exited)
         return
     loop = asyncio.get_running_loop()
-    exited = loop.create_future()
-    loop.add_reader(fd, lambda: exited.done() or exited.set_result(None))
+    exited: asyncio.Future[None] = loop.create_future()
+
+    def on_exit() -> None:
+        if not exited.done():
+            exited.set_result(None)
+
+    loop.add_reader(fd, on_exit)
     try:
         await exited
     finally:

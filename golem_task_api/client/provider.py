@@ -4,7 +4,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from golem_task_api import convert
-from golem_task_api.client.app_client import AppClient, call
+from golem_task_api.client.app_client import AppClient
 from golem_task_api.client.channel import CONNECTION_TIMEOUT
 from golem_task_api.client.service import TaskApiService
 from golem_task_api.proto import golem_task_api_pb2 as pb
@@ -65,8 +65,7 @@ class ProviderAppClient(AppClient):
 
     async def _one_request(self, method: Any, request: Any, timeout: float | None) -> Any:
         try:
-            async with self._kill_switch:
-                return await call(method, request, timeout)
+            return await self._call(method, request, timeout)
         except BaseException:
             await self.shutdown()
             raise

@@ -3,7 +3,7 @@
 from typing import Any, ClassVar
 
 from golem_task_api import convert
-from golem_task_api.client.app_client import AppClient, call
+from golem_task_api.client.app_client import AppClient
 from golem_task_api.client.channel import CONNECTION_TIMEOUT
 from golem_task_api.client.service import TaskApiService
 from golem_task_api.enums import VerifyResult
@@ -67,7 +67,8 @@ class RequestorAppClient(AppClient):
             max_subtasks_count=max_subtasks_count,
             task_params_json=convert.params_to_json(task_params),
         )
-        reply = await call(self._stub.CreateTask, request, self._timeout("create_task", timeout))
+        timeout = self._timeout("create_task", timeout)
+        reply = await self._call(self._stub.CreateTask, request, timeout)
         return convert.task_from_reply(reply)
 
     async def next_subtask(
@@ -81,7 +82,8 @@ class RequestorAppClient(AppClient):
         request = pb.NextSubtaskRequest(
             task_id=task_id, subtask_id=subtask_id, opaque_node_id=opaque_node_id
         )
-        reply = await call(self._stub.NextSubtask, request, self._timeout("next_subtask", timeout))
+        timeout = self._timeout("next_subtask", timeout)
+        reply = await self._call(self._stub.NextSubtask, request, timeout)
         return convert.subtask_from_reply(reply)
 
     async def verify(
@@ -92,7 +94,7 @@ class RequestorAppClient(AppClient):
         timeout: float | None = _DEFAULT,  # type: ignore[assignment]
     ) -> tuple[VerifyResult, str]:
         request = pb.VerifyRequest(task_id=task_id, subtask_id=subtask_id)
-        reply = await call(self._stub.Verify, request, self._timeout("verify", timeout))
+        reply = await self._call(self._stub.Verify, request, self._timeout("verify", timeout))
         return convert.verify_from_reply(reply)
 
     async def discard_subtasks(
@@ -103,7 +105,7 @@ class RequestorAppClient(AppClient):
         timeout: float | None = _DEFAULT,  # type: ignore[assignment]
     ) -> list[str]:
         request = pb.DiscardSubtasksRequest(task_id=task_id, subtask_ids=subtask_ids)
-        reply = await call(
+        reply = await self._call(
             self._stub.DiscardSubtasks, request, self._timeout("discard_subtasks", timeout)
         )
         return list(reply.discarded_subtask_ids)
@@ -112,14 +114,14 @@ class RequestorAppClient(AppClient):
         self, *, timeout: float | None = _DEFAULT  # type: ignore[assignment]
     ) -> float:
         timeout = self._timeout("run_benchmark", timeout)
-        reply = await call(self._stub.RunBenchmark, pb.RunBenchmarkRequest(), timeout)
+        reply = await self._call(self._stub.RunBenchmark, pb.RunBenchmarkRequest(), timeout)
         return float(reply.score)
 
     async def has_pending_subtasks(
         self, task_id: str, *, timeout: float | None = _DEFAULT  # type: ignore[assignment]
     ) -> bool:
         request = pb.HasPendingSubtasksRequest(task_id=task_id)
-        reply = await call(
+        reply = await self._call(
             self._stub.HasPendingSubtasks, request,
             self._timeout("has_pending_subtasks", timeout),
         )
@@ -129,7 +131,7 @@ class RequestorAppClient(AppClient):
         self, task_id: str, *, timeout: float | None = _DEFAULT  # type: ignore[assignment]
     ) -> None:
         request = pb.AbortTaskRequest(task_id=task_id)
-        await call(self._stub.AbortTask, request, self._timeout("abort_task", timeout))
+        await self._call(self._stub.AbortTask, request, self._timeout("abort_task", timeout))
 
     async def abort_subtask(
         self,
@@ -139,7 +141,7 @@ class RequestorAppClient(AppClient):
         timeout: float | None = _DEFAULT,  # type: ignore[assignment]
     ) -> None:
         request = pb.AbortSubtaskRequest(task_id=task_id, subtask_id=subtask_id)
-        await call(self._stub.AbortSubtask, request, self._timeout("abort_subtask", timeout))
+        await self._call(self._stub.AbortSubtask, request, self._timeout("abort_subtask", timeout))
 
 
 __all__ = ["RequestorAppClient"]
