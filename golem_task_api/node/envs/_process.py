@@ -18,7 +18,7 @@ import os
 import signal
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Self
 
 from golem_task_api.client.local_process import START_TIMEOUT, STOP_GRACE
 from golem_task_api.client.service import TaskApiService
@@ -42,6 +42,12 @@ def signal_group(pgid: int, sig: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def resolve(future: "asyncio.Future[None]") -> None:
+    """A reader callback: the fd is readable."""
+    if not future.done():
+        future.set_result(None)
 
 
 class Launched(abc.ABC):
@@ -74,6 +80,50 @@ class Launched(abc.ABC):
     def close(self) -> None:  # noqa: B027 - most launches hold nothing to release
         """Release file descriptors; called once the process has exited."""
 
+    async def release(self) -> None:
+        """Release everything, also what takes a command (e.g. a container)."""
+        self.close()
+
+
+class ExitWatch:
+    """A future that resolves when a process exits, from a pidfd on it.
+
+    Not `Process.wait()`: on Python 3.11 that also waits until every pipe of
+    the child is closed, which a grandchild holding stdout may never do.
+    """
+
+    def __init__(self, pidfd: int | None) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.exited: asyncio.Future[None] = self._loop.create_future()
+        self.pidfd = pidfd
+        if pidfd is not None:
+            self._loop.add_reader(pidfd, self._on_exit)
+
+    @classmethod
+    def of_pid(cls, pid: int) -> "ExitWatch":
+        """For a child of ours that its watcher has not reaped (None if it has)."""
+        try:
+            return cls(os.pidfd_open(pid))
+        except ProcessLookupError:
+            return cls(None)
+
+    def _on_exit(self) -> None:
+        if self.pidfd is not None:
+            self._loop.remove_reader(self.pidfd)
+        resolve(self.exited)
+
+    def send_signal(self, sig: int) -> None:
+        """To the process itself, safely even if its pid was reused."""
+        if self.pidfd is not None and not self.exited.done():
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self.pidfd, sig)
+
+    def close(self) -> None:
+        if self.pidfd is not None:
+            self._loop.remove_reader(self.pidfd)
+            os.close(self.pidfd)
+            self.pidfd = None
+
 
 class SubprocessLaunch(Launched):
     """A child of the node in a session of its own, stdout+stderr on a pipe.
@@ -89,6 +139,7 @@ class SubprocessLaunch(Launched):
         self.pid = process.pid
         self.output = process.stdout
         self.term_pgid = process.pid if term_pgid is None else term_pgid
+        self._watch = ExitWatch.of_pid(process.pid)
 
     @classmethod
     async def spawn(
@@ -98,7 +149,7 @@ class SubprocessLaunch(Launched):
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
         pass_fds: Sequence[int] = (),
-    ) -> "SubprocessLaunch":
+    ) -> Self:
         process = await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.DEVNULL,
@@ -112,10 +163,14 @@ class SubprocessLaunch(Launched):
         return cls(process)
 
     def exited(self) -> bool:
-        return self.process.returncode is not None
+        return self._watch.exited.done() or self.process.returncode is not None
 
     async def wait(self) -> None:
-        await self.process.wait()
+        if self._watch.pidfd is None and not self._watch.exited.done():
+            # Reaped before we could look: its return code is recorded.
+            await self.process.wait()
+            return
+        await asyncio.shield(self._watch.exited)
 
     @property
     def returncode(self) -> int | None:
@@ -128,6 +183,15 @@ class SubprocessLaunch(Launched):
         signal_group(self.term_pgid, signal.SIGKILL)
         if self.term_pgid != self.pid:
             signal_group(self.pid, signal.SIGKILL)
+
+    def close(self) -> None:
+        self._watch.close()
+
+    async def release(self) -> None:
+        self.close()
+        # Its pipes are closed by now (or never will be): the return code.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self.process.wait()), _DRAIN_TIMEOUT)
 
 
 class ManagedProcessService(TaskApiService):
@@ -201,6 +265,7 @@ class ManagedProcessService(TaskApiService):
         self._reader = asyncio.ensure_future(self._read_output(launched, announced))
         try:
             port = await asyncio.wait_for(asyncio.shield(announced), self._start_timeout)
+            return self._address(port)
         except TimeoutError:
             await self._kill_group()
             raise Unavailable(
@@ -210,7 +275,6 @@ class ManagedProcessService(TaskApiService):
         except BaseException:
             await self._kill_group()
             raise
-        return self._address(port)
 
     async def _read_output(self, launched: Launched, announced: "asyncio.Future[int]") -> None:
         try:
@@ -269,7 +333,7 @@ class ManagedProcessService(TaskApiService):
                 await asyncio.wait_for(asyncio.shield(self._reader), _DRAIN_TIMEOUT)
             if not self._reader.done():
                 self._reader.cancel()
-        launched.close()
+        await launched.release()
         self._close_log()
 
     def _close_log(self) -> None:
@@ -278,4 +342,11 @@ class ManagedProcessService(TaskApiService):
             self._log_file = None
 
 
-__all__ = ["Launched", "ManagedProcessService", "SubprocessLaunch", "signal_group"]
+__all__ = [
+    "ExitWatch",
+    "Launched",
+    "ManagedProcessService",
+    "SubprocessLaunch",
+    "resolve",
+    "signal_group",
+]

@@ -31,6 +31,7 @@ from golem_task_api.client.local_process import START_TIMEOUT, STOP_GRACE, Local
 from golem_task_api.client.service import TaskApiService
 from golem_task_api.node.envs import template as wire
 from golem_task_api.node.envs._process import (
+    ExitWatch,
     Launched,
     ManagedProcessService,
     SubprocessLaunch,
@@ -298,24 +299,15 @@ class ForkedLaunch(Launched):
     ) -> None:
         self.pid = spawned.pid
         self.output = output
-        self._pidfd: int | None = spawned.pidfd
+        self._watch = ExitWatch(spawned.pidfd)
         self._returncode = spawned.returncode
         self._transport = transport
-        self._loop = asyncio.get_running_loop()
-        self._exited: asyncio.Future[None] = self._loop.create_future()
-        self._loop.add_reader(spawned.pidfd, self._on_exit)
-
-    def _on_exit(self) -> None:
-        if self._pidfd is not None:
-            self._loop.remove_reader(self._pidfd)
-        if not self._exited.done():
-            self._exited.set_result(None)
 
     def exited(self) -> bool:
-        return self._exited.done()
+        return self._watch.exited.done()
 
     async def wait(self) -> None:
-        await asyncio.shield(self._exited)
+        await asyncio.shield(self._watch.exited)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._returncode), _RETURNCODE_WAIT)
 
@@ -328,9 +320,8 @@ class ForkedLaunch(Launched):
     def _signal(self, sig: int) -> None:
         # Until the child has called setsid() there is no group of its pid;
         # the pidfd reaches the child itself (it has no children yet).
-        if not signal_group(self.pid, sig) and self._pidfd is not None and not self.exited():
-            with contextlib.suppress(ProcessLookupError):
-                signal.pidfd_send_signal(self._pidfd, sig)
+        if not signal_group(self.pid, sig):
+            self._watch.send_signal(sig)
 
     def terminate(self) -> None:
         self._signal(signal.SIGTERM)
@@ -339,10 +330,7 @@ class ForkedLaunch(Launched):
         self._signal(signal.SIGKILL)
 
     def close(self) -> None:
-        if self._pidfd is not None:
-            self._loop.remove_reader(self._pidfd)
-            os.close(self._pidfd)
-            self._pidfd = None
+        self._watch.close()
         self._transport.close()
 
 
