@@ -46,3 +46,7 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache
+
+# A real tutorial task, end to end, with the app's servers as processes.
+tutorial: $(STAMP)
+	$(PY) scripts/run_tutorial.py --output out/tutorial
