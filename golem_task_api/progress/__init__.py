@@ -1,6 +1,7 @@
 """Progress of computations and tasks: report it, watch it (shared/progress.md)."""
 
 from golem_task_api.progress.clock import Clock, LoopClock, ManualClock
+from golem_task_api.progress.computation import ComputationProgress
 from golem_task_api.progress.events import from_event, to_event
 from golem_task_api.progress.fileformat import parse_line
 from golem_task_api.progress.filewatch import (
@@ -31,6 +32,7 @@ __all__ = [
     "HEARTBEAT",
     "MIN_INTERVAL",
     "Clock",
+    "ComputationProgress",
     "Decision",
     "LoopClock",
     "ManualClock",
