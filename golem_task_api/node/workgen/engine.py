@@ -418,6 +418,9 @@ class _Engine(Generic[D, R]):
             return
         if self._waiting or (not self._at_capacity() and self._unclaimed_ready(now) is None):
             self._pull = asyncio.create_task(self._pull_one(), name="workgen input")
+            # A callback, not a `finally`: a task cancelled before it first
+            # ran never runs its body.
+            self._pull.add_done_callback(self._pull_ended)
 
     def _start_workers(self, now: float) -> None:
         while (task := self._unclaimed_ready(now)) is not None:
@@ -525,9 +528,11 @@ class _Engine(Generic[D, R]):
             self._fatal = self._fatal or exc
         else:
             self._admit(item)
-        finally:
+
+    def _pull_ended(self, pull: "asyncio.Task[None]") -> None:
+        if self._pull is pull:
             self._pull = None
-            self._schedule()
+        self._schedule()
 
     def _admit(self, item: object) -> None:
         if not isinstance(item, Task):
@@ -552,24 +557,25 @@ class _Engine(Generic[D, R]):
         slot = _Slot(next(self._numbers), exclude=task.excluded, intended=task)
         self._slots[slot.number] = slot
         slot.driver = asyncio.create_task(self._run_slot(slot), name=f"workgen {slot.id}")
+        slot.driver.add_done_callback(lambda _: self._slot_ended(slot))
+
+    def _slot_ended(self, slot: _Slot) -> None:
+        del self._slots[slot.number]
+        self._schedule()
 
     async def _run_slot(self, slot: _Slot) -> None:
         try:
-            try:
-                provider = await self._market.acquire(slot.exclude)
-            except NoProviderAvailableError as exc:
-                self._no_provider(slot, exc)
-                return
-            except Exception as exc:
-                logger.error("the market failed to provide a provider: %r", exc)
-                self._fatal = self._fatal or exc
-                self._close(exc)
-                return
-            slot.provider = provider
-            await self._work(slot, provider)
-        finally:
-            del self._slots[slot.number]
-            self._schedule()
+            provider = await self._market.acquire(slot.exclude)
+        except NoProviderAvailableError as exc:
+            self._no_provider(slot, exc)
+            return
+        except Exception as exc:
+            logger.error("the market failed to provide a provider: %r", exc)
+            self._fatal = self._fatal or exc
+            self._close(exc)
+            return
+        slot.provider = provider
+        await self._work(slot, provider)
 
     async def _work(self, slot: _Slot, provider: Provider) -> None:
         self._events.emit(WorkerStarted(provider.name), provider_id=provider.id)

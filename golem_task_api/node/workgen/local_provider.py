@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import signal
+import tempfile
 import threading
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -152,32 +153,31 @@ class LocalDirProvider:
         argv = tuple(str(arg) for arg in args)
         if not argv:
             raise ValueError("run needs a program to run")
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=self.work_dir,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, **self._env, **(env or {})},
-            start_new_session=True,
-        )
-        assert process.stdout is not None and process.stderr is not None
-        readers = asyncio.gather(
-            _read_tail(process.stdout, self._output_limit),
-            _read_tail(process.stderr, self._output_limit),
-        )
-        try:
-            returncode = await process.wait()
-        except BaseException:
-            readers.cancel()
-            await self._terminate(process)
-            raise
-        finally:
-            # Whatever the command left running in its group goes with it:
-            # a background child would otherwise hold the pipes open.
-            _signal_group(process.pid, signal.SIGKILL)
-        stdout, stderr = await readers
-        return RunResult(argv, returncode, stdout, stderr)
+        # Output goes to anonymous files, not pipes: asyncio's wait() returns
+        # only once every pipe is closed, so a background child holding one
+        # would make a finished command look as if it still ran.
+        with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                cwd=self.work_dir,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=stderr,
+                env={**os.environ, **self._env, **(env or {})},
+                start_new_session=True,
+            )
+            try:
+                returncode = await process.wait()
+            except BaseException:
+                await self._terminate(process)
+                raise
+            finally:
+                # Whatever the command left running in its group goes with it.
+                _signal_group(process.pid, signal.SIGKILL)
+            out, err = await asyncio.to_thread(
+                lambda: (_tail(stdout, self._output_limit), _tail(stderr, self._output_limit))
+            )
+        return RunResult(argv, returncode, out, err)
 
     async def _terminate(self, process: asyncio.subprocess.Process) -> None:
         _signal_group(process.pid, signal.SIGTERM)
@@ -207,13 +207,10 @@ def _signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
 
 
-async def _read_tail(stream: asyncio.StreamReader, limit: int) -> bytes:
-    kept = bytearray()
-    while chunk := await stream.read(65536):
-        kept += chunk
-        if len(kept) > limit:
-            del kept[: len(kept) - limit]
-    return bytes(kept)
+def _tail(file: IO[bytes], limit: int) -> bytes:
+    size = file.seek(0, os.SEEK_END)
+    file.seek(max(size - limit, 0))
+    return file.read(limit)
 
 
 # --- blocking helpers, run in a thread ----------------------------------------
@@ -247,9 +244,12 @@ def _pump(
 ) -> int:
     done = 0
     report(Progress(0, total, unit="Bytes"))
-    while data := read(chunk_size):
+    while True:
+        data = read(chunk_size)
         if stop.is_set():
             raise _Stopped
+        if not data:
+            break
         done += len(data)
         if limit is not None and done > limit:
             raise ValueError(f"more than the limit of {limit} bytes")

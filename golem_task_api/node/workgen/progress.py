@@ -10,6 +10,7 @@ import asyncio
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 # progress.md: intervals below 10 ms count as 10 ms.
 MIN_INTERVAL = 0.010
@@ -24,6 +25,8 @@ class Progress:
     if none; `step`/`step_count` the stage (0-based; `step_count` 0: not
     staged).
     """
+
+    KIND: ClassVar[str] = "progress"
 
     done: float
     total: float | None = None
