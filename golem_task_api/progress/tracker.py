@@ -133,11 +133,7 @@ class ProgressTracker:
             or step_count is not prev[5]
             or prev[6] is not _RUNNING
         ):
-            check_value(done, total, unit, message, step, step_count)
-            self._set(
-                (float(done), None if total is None else float(total), unit, message,
-                 step, step_count, _RUNNING)
-            )  # fmt: skip
+            self._report_other(done, total, unit, message, step, step_count)
             return
         self._value = (done, total, unit, message, step, step_count, _RUNNING)
         # Read after the write: a stream that installs its window after our
@@ -145,6 +141,35 @@ class ProgressTracker:
         low, high = self._wake
         if done >= high or done <= low:
             self._wake_streams()
+
+    def _report_other(
+        self, done: float, total: float | None, unit: str, message: str, step: int, step_count: int
+    ) -> None:
+        prev = self._value
+        if (
+            type(unit) is str
+            and type(message) is str
+            and type(step) is int
+            and type(step_count) is int
+            and prev[6] is _RUNNING
+            and total == prev[1]
+            and message == prev[3]
+            and unit == prev[2]
+            and step == prev[4]
+            and step_count == prev[5]
+        ):
+            # Equal but not the same objects (a message made by an f-string
+            # per call): only done changed, so this is the hot path after all.
+            self._value = (done, total, prev[2], prev[3], prev[4], prev[5], _RUNNING)
+            low, high = self._wake
+            if done >= high or done <= low:
+                self._wake_streams()
+            return
+        check_value(done, total, unit, message, step, step_count)
+        self._set(
+            (float(done), None if total is None else float(total), unit, message,
+             step, step_count, _RUNNING)
+        )  # fmt: skip
 
     def update(self, value: ProgressValue) -> None:
         """Replace the value with a whole one (the progress file's, a node's)."""

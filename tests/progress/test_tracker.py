@@ -150,6 +150,22 @@ async def test_message_and_step_changes_are_always_sent(tracker):
     assert await probe.next() == V(0, 5, step=1, step_count=2)
 
 
+async def test_equal_text_made_anew_each_call_is_no_change(tracker):
+    probe = Probe(tracker, Throttle(60))
+    await probe.next()
+    scene = "castle"
+    tracker.report(1, 10, message=f"rendering {scene}", step=1, step_count=2)
+    assert (await probe.next()).message == "rendering castle"
+    for n in range(2, 10):
+        tracker.report(n, 10, f"{'Frames'}", f"rendering {scene}", 1, 2)
+    await probe.assert_quiet()
+    assert tracker.value == V(9, 10, "Frames", "rendering castle", 1, 2)
+    with pytest.raises(TypeError, match="int"):
+        tracker.report(9, 10, "Frames", f"rendering {scene}", True, 2)
+    with pytest.raises(TypeError, match="int"):
+        tracker.report(9, 10, "Frames", f"rendering {scene}", 1.0, 2)
+
+
 async def test_every_stage_change_is_sent_in_order_to_a_late_reader(tracker):
     events = aiter(tracker.subscribe(Throttle(60)))
     await anext(events)
