@@ -10,6 +10,8 @@ Scheduling, on every arrival and every release of capacity:
   them has been passed `max_passes` times (or has waited `max_head_wait`
   seconds) nothing passes it any more: capacity is held for it as running
   work ends. `max_passes=0` is strict FIFO. No execution starves.
+- A pass looks at the first `backfill_depth` queued executions only (as
+  Slurm's backfill does), so a pass stays cheap however long the queue.
 - Cancelling a queued execution removes it at once (its queued usage with
   it); cancelling a running one cancels its run, and its capacity is freed
   only when the runner has returned, i.e. the work has really stopped.
@@ -39,6 +41,7 @@ from golem_task_api.node.compute.runner import (
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_PASSES = 8
+DEFAULT_BACKFILL_DEPTH = 256
 STOP_WARNING_SECONDS = 30.0
 
 
@@ -123,15 +126,19 @@ class ExecutorBuffer:
         *,
         max_passes: int = DEFAULT_MAX_PASSES,
         max_head_wait: float | None = None,
+        backfill_depth: int = DEFAULT_BACKFILL_DEPTH,
         stop_warning: float = STOP_WARNING_SECONDS,
     ) -> None:
         if max_passes < 0:
             raise ValueError(f"max_passes must be >= 0, got {max_passes}")
+        if backfill_depth < 1:
+            raise ValueError(f"backfill_depth must be >= 1, got {backfill_depth}")
         self._tracker = tracker
         self._runner = runner
         self._hooks = hooks
         self._max_passes = max_passes
         self._max_head_wait = max_head_wait
+        self._backfill_depth = backfill_depth
         self._stop_warning = stop_warning
         self._queue: dict[str, QueuedExecution] = {}
         self._running: dict[str, _Run] = {}
@@ -155,6 +162,14 @@ class ExecutorBuffer:
     def held_for(self) -> str | None:
         """The execution that capacity is being held for, if backfill is stopped."""
         return self._held_for
+
+    @property
+    def queued_count(self) -> int:
+        return len(self._queue)
+
+    @property
+    def running_count(self) -> int:
+        return len(self._running)
 
     def queued_ids(self) -> list[str]:
         return list(self._queue)
@@ -272,22 +287,34 @@ class ExecutorBuffer:
             self._scheduling = False
 
     def _schedule_pass(self) -> None:
+        # Decide on a consistent view first, then start: starting takes an
+        # execution out of the queue and calls the node, which may change it.
         self._held_for = None
+        used, total = self._tracker.used, self._tracker.total
+        free_cpu = total.cpu - used.cpu
+        free_memory = total.memory_mib - used.memory_mib
+        free_gpu = total.gpu - used.gpu
+        chosen: list[QueuedExecution] = []
         passed_over: list[QueuedExecution] = []
-        for item in list(self._queue.values()):
-            if self._tracker.free.cpu == 0:
-                return  # every execution takes at least one slot
-            if item.execution_id not in self._queue:
-                continue  # a hook removed it during this pass
-            if not self._tracker.fits_now(item.usage):
-                if not passed_over and self._must_hold(item):
-                    self._held_for = item.execution_id
-                    return
-                passed_over.append(item)
-                continue
-            if self._start(item):
+        for depth, item in enumerate(self._queue.values()):
+            if free_cpu == 0 or depth == self._backfill_depth:
+                break  # every execution takes at least one slot
+            usage = item.usage
+            if usage.cpu <= free_cpu and usage.memory_mib <= free_memory and usage.gpu <= free_gpu:
+                chosen.append(item)
+                free_cpu -= usage.cpu
+                free_memory -= usage.memory_mib
+                free_gpu -= usage.gpu
                 for waiting in passed_over:
                     waiting.passed += 1
+            elif not passed_over and self._must_hold(item):
+                self._held_for = item.execution_id
+                break
+            else:
+                passed_over.append(item)
+        for item in chosen:
+            if not self._start(item):
+                self._reschedule = True  # its capacity is free again
 
     def _must_hold(self, item: QueuedExecution) -> bool:
         if item.passed >= self._max_passes:
@@ -296,6 +323,8 @@ class ExecutorBuffer:
         return self._max_head_wait is not None and waited >= self._max_head_wait
 
     def _start(self, item: QueuedExecution) -> bool:
+        if self._queue.get(item.execution_id) is not item:
+            return False  # stopped by a hook of an earlier start in this pass
         allocation = self._tracker.try_reserve(item.usage)
         if allocation is None:
             return False
@@ -407,6 +436,7 @@ class ExecutorBuffer:
 
 
 __all__ = [
+    "DEFAULT_BACKFILL_DEPTH",
     "DEFAULT_MAX_PASSES",
     "BufferHooks",
     "ExecutorBuffer",

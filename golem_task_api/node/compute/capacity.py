@@ -33,16 +33,27 @@ class Resources:
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
 
+    @classmethod
+    def _unchecked(cls, cpu: int, memory_mib: int, gpu: int) -> "Resources":
+        # Arithmetic on valid amounts stays valid: skip the checks, which cost
+        # more than the sum itself on the scheduler's hot path.
+        new = object.__new__(cls)
+        object.__setattr__(new, "cpu", cpu)
+        object.__setattr__(new, "memory_mib", memory_mib)
+        object.__setattr__(new, "gpu", gpu)
+        return new
+
     def __add__(self, other: "Resources") -> "Resources":
-        return Resources(
+        return Resources._unchecked(
             self.cpu + other.cpu, self.memory_mib + other.memory_mib, self.gpu + other.gpu
         )
 
     def __sub__(self, other: "Resources") -> "Resources":
-        return Resources(
-            max(0, self.cpu - other.cpu),
-            max(0, self.memory_mib - other.memory_mib),
-            max(0, self.gpu - other.gpu),
+        cpu = self.cpu - other.cpu
+        memory = self.memory_mib - other.memory_mib
+        gpu = self.gpu - other.gpu
+        return Resources._unchecked(
+            cpu if cpu > 0 else 0, memory if memory > 0 else 0, gpu if gpu > 0 else 0
         )
 
     def fits_in(self, limit: "Resources") -> bool:
@@ -204,20 +215,28 @@ class CapacityTracker:
         return usage.fits_in(self.total)
 
     def fits_now(self, usage: Resources) -> bool:
-        return (self._used + usage).fits_in(self.total)
+        used, total = self._used, self.total
+        return (
+            used.cpu + usage.cpu <= total.cpu
+            and used.memory_mib + usage.memory_mib <= total.memory_mib
+            and used.gpu + usage.gpu <= total.gpu
+        )
 
     def try_reserve(self, usage: Resources) -> Allocation | None:
         """Reserve `usage` if it fits now; None (and nothing changed) if not."""
         if not self.fits_now(usage):
             return None
-        gpus = tuple(self._free_gpus[: usage.gpu])
-        del self._free_gpus[: usage.gpu]
+        gpus: tuple[int, ...] = ()
+        if usage.gpu:
+            gpus = tuple(self._free_gpus[: usage.gpu])
+            del self._free_gpus[: usage.gpu]
         self._used = self._used + usage
         return Allocation(usage, gpus)
 
     def release(self, allocation: Allocation) -> None:
         self._used = self._used - allocation.resources
-        self._free_gpus = sorted(set(self._free_gpus) | set(allocation.gpu_ids))
+        if allocation.gpu_ids:
+            self._free_gpus = sorted(set(self._free_gpus) | set(allocation.gpu_ids))
 
 
 __all__ = [

@@ -45,6 +45,7 @@ from golem_task_api.node.compute.bidding import (
     TotalCapacityStrategy,
 )
 from golem_task_api.node.compute.buffer import (
+    DEFAULT_BACKFILL_DEPTH,
     DEFAULT_MAX_PASSES,
     ExecutorBuffer,
     QueuedExecution,
@@ -95,7 +96,8 @@ class ComputeNodeConfig:
     - `bid_timeout`: a bid not accepted within it is withdrawn (Cancelled).
     - `verification_timeout`: a result whose verdict does not come within it
       fails, and its workdir is removed.
-    - `max_passes`, `max_head_wait`: the backfill bound (see `buffer`).
+    - `max_passes`, `max_head_wait`: the backfill bound; `backfill_depth`
+      how far down the queue a scheduling pass looks (see `buffer`).
     - `max_queued`: refuse offers while this many executions are queued.
     - `max_rejected_results`: refuse requestors that rejected this many results.
     - `retention`: forget terminal executions older than this at start.
@@ -117,6 +119,7 @@ class ComputeNodeConfig:
     verification_timeout: float | None = None
     max_passes: int = DEFAULT_MAX_PASSES
     max_head_wait: float | None = None
+    backfill_depth: int = DEFAULT_BACKFILL_DEPTH
     keep_failed_workdirs: bool = False
     retention: float | None = None
     callback_close_timeout: float = 5.0
@@ -198,6 +201,7 @@ class ComputeNode:
             _Hooks(self),
             max_passes=config.max_passes,
             max_head_wait=config.max_head_wait,
+            backfill_depth=config.backfill_depth,
         )
         self._benchmarks = BenchmarkCache(self._store, self._benchmark_source)
         self._chain = self._custom_chain or self._default_chain()
@@ -294,7 +298,11 @@ class ComputeNode:
         return Bid(True, decision.reason, execution_id, usage, score)
 
     async def bid_accepted(self, execution_id: str, work: SubtaskWork) -> Execution:
-        """The requestor chose this node: queue `work` to run (BidAccepted)."""
+        """The requestor chose this node: queue `work` to run (BidAccepted).
+
+        Returns the execution as it is after queueing: Running if it could
+        start at once.
+        """
         self._check_serving()
         offer = self.store.get(execution_id).offer
         queue_timeout = offer.queue_timeout or self.config.queue_timeout
@@ -309,7 +317,7 @@ class ComputeNode:
         )
         self._disarm(execution_id)
         self._enqueue(execution)
-        return execution
+        return self.store.get(execution_id)
 
     async def bid_rejected(self, execution_id: str, reason: str = "") -> Execution:
         """The requestor chose another node: the bid is over (Cancelled)."""
@@ -409,7 +417,11 @@ class ComputeNode:
         states: Collection[ExecutionState] = TERMINAL_STATES,
         timeout: float | None = None,
     ) -> Execution:
-        """The execution once it is in one of `states` (or terminal, if it never will be)."""
+        """The execution once it is in one of `states` (or terminal, if it never will be).
+
+        Sees the changes this node makes; a change written to the store by
+        another process is seen with the next change this node makes.
+        """
         execution = self.store.get(execution_id)
         wanted = frozenset(states)
         if execution.state in wanted or execution.state.terminal:
@@ -434,8 +446,8 @@ class ComputeNode:
             free=tracker.free,
             queued=self.buffer.queued_usage,
             job_max=self.config.capacity.job_max,
-            running_executions=len(self.buffer.running_ids()),
-            queued_executions=len(self.buffer.queued_ids()),
+            running_executions=self.buffer.running_count,
+            queued_executions=self.buffer.queued_count,
             held_for=self.buffer.held_for,
             executions=self.store.counts(),
             benchmarks=tuple(self.store.benchmarks()),
@@ -485,9 +497,7 @@ class ComputeNode:
             TotalCapacityStrategy(config.capacity.total),
         ]
         if config.max_queued is not None:
-            resource.append(
-                QueueLimitStrategy(config.max_queued, lambda: len(self.buffer.queued_ids()))
-            )
+            resource.append(QueueLimitStrategy(config.max_queued, lambda: self.buffer.queued_count))
         measure = None if self._benchmark_source is None else self._measure
         return BidChain(semantic, resource, [BenchmarkStrategy(self._cached_score, measure)])
 

@@ -337,3 +337,17 @@ async def test_closing_stops_runs_and_forgets_the_queue(rig_factory: Any) -> Non
     assert rig.buffer.queued_ids() == [] and rig.tracker.used == Resources()
     with pytest.raises(RuntimeError, match="closed"):
         rig.add("later")
+
+
+@pytest.mark.parametrize(("depth", "small_starts"), [(2, False), (3, True)])
+async def test_a_pass_looks_only_backfill_depth_deep(
+    rig_factory: Any, depth: int, small_starts: bool
+) -> None:
+    rig = rig_factory(Resources(4, 4000), backfill_depth=depth)
+    rig.add("A", cpu=3)
+    rig.add("B", cpu=4)
+    rig.add("C", cpu=4)
+    rig.add("D", cpu=1)  # third in the queue
+    assert rig.buffer.is_running("D") is small_starts
+    assert rig.buffer.queued_count == (2 if small_starts else 3)
+    assert rig.buffer.running_count == (2 if small_starts else 1)
