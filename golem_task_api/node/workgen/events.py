@@ -7,12 +7,19 @@ numbers the events of a bus from 0, `index` is the command's place in its
 script (Golem's meaning), `timestamp` is taken when the event happens.
 
 Delivery never blocks the engine: `EventBus.emit` is synchronous and only
-appends to each listener's bounded buffer. A listener that falls behind
-loses, in this order: older progress values of a command that has a newer one
-pending (latest wins, as progress.md asks of progress streams), then, when
-its buffer is still full, whole events, which it is told about by a
-`dropped` event at the place of the gap. Lifecycle events are never
-coalesced, so a listener that keeps up sees every one of them.
+appends to each listener's bounded buffer. What a listener that falls behind
+loses:
+
+- progress values it has not read yet, when a newer value of the same
+  command arrives (latest wins, as progress.md asks of progress streams: a
+  display wants the current value, not a backlog). Subscribe with
+  `coalesce=False` to keep every value (a log does);
+- when its buffer is full all the same, whole events: it is told how many by
+  a `dropped` event at the place of the gap, so a lost event is never
+  mistaken for one that did not happen.
+
+Lifecycle events are never coalesced, so a listener that keeps up sees every
+one of them, and every listener sees the events it gets in `seq` order.
 """
 
 import asyncio
@@ -270,11 +277,12 @@ class EventStream:
     once what was buffered has been read.
     """
 
-    def __init__(self, bus: "EventBus", buffer: int) -> None:
+    def __init__(self, bus: "EventBus", buffer: int, coalesce: bool) -> None:
         if buffer < 1:
             raise ValueError(f"an event stream needs a buffer of at least 1, got {buffer}")
         self._bus = bus
         self._buffer = buffer
+        self._coalesce = coalesce
         self._entries: collections.deque[_Entry] = collections.deque()
         self._live = 0
         self._progress: dict[tuple[str | None, int | None], _Entry] = {}
@@ -316,7 +324,7 @@ class EventStream:
             self._wake()
 
     def _offer(self, event: Event) -> None:
-        if isinstance(event.kind, Progress):
+        if self._coalesce and isinstance(event.kind, Progress):
             key = (event.batch_id, event.index)
             older = self._progress.get(key)
             if older is not None and older.event is not None:
@@ -332,7 +340,7 @@ class EventStream:
         entry = _Entry(event)
         self._entries.append(entry)
         self._live += 1
-        if isinstance(event.kind, Progress):
+        if self._coalesce and isinstance(event.kind, Progress):
             self._progress[(event.batch_id, event.index)] = entry
         self._wake()
 
@@ -353,7 +361,7 @@ class EventStream:
             if isinstance(event.kind, Dropped):
                 return event
             self._live -= 1
-            if isinstance(event.kind, Progress):
+            if self._coalesce and isinstance(event.kind, Progress):
                 key = (event.batch_id, event.index)
                 if self._progress.get(key) is entry:
                     del self._progress[key]
@@ -380,9 +388,13 @@ class EventBus:
     def closed(self) -> bool:
         return self._closed
 
-    def subscribe(self, *, buffer: int = DEFAULT_BUFFER) -> EventStream:
-        """A stream of every event emitted from now on."""
-        stream = EventStream(self, buffer)
+    def subscribe(self, *, buffer: int = DEFAULT_BUFFER, coalesce: bool = True) -> EventStream:
+        """A stream of the events emitted from now on.
+
+        `buffer`: how many unread events it holds; `coalesce`: whether an
+        unread progress value is replaced by a newer one of the same command.
+        """
+        stream = EventStream(self, buffer, coalesce)
         if self._closed:
             stream.close()
         else:
@@ -430,7 +442,8 @@ class JsonLinesWriter:
 
     Subscribes on `__aenter__`; on exit, writes what is buffered and stops.
     Writes happen in a thread, a batch of lines at a time, so a slow disk
-    slows only this listener (whose buffer is bounded like any other).
+    slows only this listener (whose buffer is bounded like any other). A log
+    keeps every progress value unless `coalesce` is set.
     """
 
     def __init__(
@@ -440,8 +453,10 @@ class JsonLinesWriter:
         *,
         append: bool = False,
         buffer: int = 10 * DEFAULT_BUFFER,
+        coalesce: bool = False,
     ) -> None:
         self._bus = bus
+        self._coalesce = coalesce
         self._target = target
         self._append = append
         self._buffer = buffer
@@ -461,7 +476,7 @@ class JsonLinesWriter:
             self._owns_file = True
         else:
             self._file = self._target
-        self._stream = self._bus.subscribe(buffer=self._buffer)
+        self._stream = self._bus.subscribe(buffer=self._buffer, coalesce=self._coalesce)
         self._task = asyncio.create_task(self._run(self._stream, self._file))
         return self
 

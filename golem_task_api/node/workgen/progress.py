@@ -53,8 +53,9 @@ class ProgressArgs:
 
     An event is sent when the value changed and either `interval` seconds have
     passed since the last one, or `done` moved by at least `step`. Sent
-    regardless: the first value, every change of step, message or unit, and
-    the latest value before the command's final event. A value held back by
+    regardless: the first value, every change of step, message or unit (after
+    the value held back from before the change), and the latest value before
+    the command's final event. A value held back by
     `interval` is sent when the interval is up, even if nothing else comes.
     `interval` None: time never triggers an event (only `step` and the rules
     above do).
@@ -96,6 +97,9 @@ class ProgressThrottle:
             return
         last = self._last
         if last is None or _stage(value) != _stage(last):
+            # The held value ends its stage: it goes out before the new stage.
+            if self._pending is not None:
+                self._emit(self._pending)
             self._emit(value)
             return
         if value == last:

@@ -99,8 +99,8 @@ def bus() -> Iterator[EventBus]:
 
 @pytest.fixture
 async def events(bus: EventBus) -> AsyncIterator[EventStream]:
-    """Every event of `bus`, with a buffer big enough to lose none."""
-    stream = bus.subscribe(buffer=1_000_000)
+    """Every event of `bus`: a buffer big enough to lose none, every progress value."""
+    stream = bus.subscribe(buffer=1_000_000, coalesce=False)
     yield stream
     stream.close()
 
