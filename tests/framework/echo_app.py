@@ -35,7 +35,7 @@ from golem_task_api.dirutils import ProviderTaskDir, RequestorTaskDir
 from golem_task_api.entrypoint import run_app
 from golem_task_api.enums import VerifyResult
 from golem_task_api.envs import create_docker_cpu_task
-from golem_task_api.handlers import ProviderAppHandler, RequestorAppHandler
+from golem_task_api.handlers import AppLifecycleHandler, ProviderAppHandler, RequestorAppHandler
 from golem_task_api.structs import Infrastructure, Subtask, Task
 from golem_task_api.threading import Executor
 
@@ -246,9 +246,19 @@ class EchoProvider(ProviderAppHandler):
         return PROVIDER_BENCHMARK_SCORE
 
 
+class SlowStop(AppLifecycleHandler):
+    """Stops only after ECHO_APP_STOP_DELAY seconds: an app that does not stop in time."""
+
+    async def on_before_shutdown(self) -> None:
+        await super().on_before_shutdown()
+        await asyncio.sleep(float(os.environ.get("ECHO_APP_STOP_DELAY", "0")))
+
+
 if __name__ == "__main__":
     run_app(
         requestor_handler=EchoRequestor(),
         provider_handler=EchoProvider(),
+        requestor_lifecycle_handler=SlowStop(),
+        provider_lifecycle_handler=SlowStop(),
         default_work_dir=Path.cwd(),
     )

@@ -135,42 +135,27 @@ async def test_shutdown_after_the_app_was_killed(processes, req_work_dir, reaped
     assert not group_alive(pid)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: client/app_client.py call() maps only grpc.aio.AioRpcError; a requestor"
-    " call after shutdown() leaks grpc's UsageError('Channel is closed') instead of an"
-    " errors class (the provider client raises ShutdownException there)",
-)
+# Found by this suite (grpc's UsageError leaked); fixed in 8970a3c.
 async def test_calls_after_shutdown_fail_with_a_mapped_error(requestor: RequestorApp) -> None:
     await requestor.client.shutdown()
-    with pytest.raises(errors.TaskApiError):
+    with pytest.raises((ShutdownException, errors.Unavailable)):
         await bounded(requestor.client.run_benchmark(timeout=1.0), "a call after shutdown")
 
 
-async def test_calls_after_shutdown_fail(requestor: RequestorApp) -> None:
-    await requestor.client.shutdown()
-    with pytest.raises(Exception):  # noqa: B017 - see the xfail above for which one
-        await bounded(requestor.client.run_benchmark(timeout=1.0), "a call after shutdown")
-
-
-async def test_shutdown_of_an_app_that_does_not_stop(processes, req_work_dir, tmp_path) -> None:
+async def test_shutdown_of_an_app_that_does_not_stop(processes, req_work_dir) -> None:
     """The soft Shutdown times out, the app is killed: shutdown() stays bounded."""
-    hold, entered = tmp_path / "hold", tmp_path / "entered"
-    service = processes(req_work_dir, stop_grace=0.3)
+    service = processes(
+        req_work_dir, stop_grace=0.3, env={**os.environ, "ECHO_APP_STOP_DELAY": "60"}
+    )
     client = await RequestorAppClient.create(service, port=0)
     pid = service.pid
-    # a call whose handler blocks in a thread keeps the app from stopping (for 5 s)
-    params = {"hold": str(hold), "entered": str(entered)}
-    create = asyncio.ensure_future(client.create_task("t1", 1, params))
-    await poll(entered.exists, "create_task to start")
     loop = asyncio.get_running_loop()
     started = loop.time()
     await bounded(client.shutdown(timeout=0.5), "shutdown", 5.0)
     assert loop.time() - started < 3.0
     assert not service.running() and service.returncode == -signal.SIGKILL
     assert not group_alive(pid)
-    with pytest.raises(errors.TaskApiError):
-        await bounded(create, "the call in flight")
+    await bounded(client.shutdown(timeout=0.5), "second shutdown", 5.0)
 
 
 async def test_provider_killed_during_compute(processes, prov_task_dir, tmp_path) -> None:

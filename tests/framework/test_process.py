@@ -158,15 +158,7 @@ async def test_client_shutdown_during_a_long_compute(processes, prov_task_dir, t
     await bounded(client.shutdown(), "a second shutdown")
 
 
-HOLDS_STDOUT_BUG = (
-    "BUG: client/local_process.py wait_until_shutdown_complete() (and stop()) await"
-    " process.wait() before killing the group; on Python 3.11, a wait() that starts before"
-    " the app exits also waits for its stdout pipe to close, which a child of the app that"
-    " inherited stdout never does: the wait hangs, the child is not killed"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=HOLDS_STDOUT_BUG)
+# Found by this suite (the wait hung, the child lived on); fixed in 3b201ae.
 async def test_app_exits_while_its_child_holds_stdout(processes, prov_task_dir, tmp_path) -> None:
     orphan = tmp_path / "orphan.pid"
     service = processes(prov_task_dir)
@@ -188,7 +180,7 @@ async def test_app_exits_while_its_child_holds_stdout(processes, prov_task_dir, 
     await nothing_left(pid, child)
 
 
-@pytest.mark.xfail(strict=True, reason=HOLDS_STDOUT_BUG + " (here: compute() stalls 5 s)")
+# Found by this suite (compute() stalled 5 s); fixed in 3b201ae.
 async def test_compute_returns_promptly_when_a_child_holds_stdout(
     processes, prov_task_dir, tmp_path
 ) -> None:
