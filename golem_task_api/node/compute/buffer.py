@@ -111,7 +111,7 @@ class _Run:
     allocation: Allocation
     job: RunJob
     started_at: float
-    task: "asyncio.Task[None] | None" = None
+    task: "asyncio.Task[RunResult] | None" = None
     stop_reason: StopReason | None = None
     stop_requested_at: float = 0.0
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
@@ -341,42 +341,43 @@ class ExecutorBuffer:
         run = _Run(item, allocation, job, loop.time())
         self._running[item.execution_id] = run
         run.task = loop.create_task(self._run(run), name=f"execution {item.execution_id}")
+        run.task.add_done_callback(lambda task: self._run_done(run, task))
         if item.timeout is not None:
             run.timers.append(loop.call_later(item.timeout, self._timed_out, run))
         return True
 
     # -- runs ------------------------------------------------------------------
 
-    async def _run(self, run: _Run) -> None:
-        loop = asyncio.get_running_loop()
+    async def _run(self, run: _Run) -> RunResult:
+        return await self._runner.run(run.job, lambda u: self._progress(run, u))
+
+    def _run_done(self, run: _Run, task: "asyncio.Task[RunResult]") -> None:
+        # A done callback rather than a `finally` in `_run`: a task cancelled
+        # before its first step never runs its body, and its capacity must be
+        # freed all the same.
+        for timer in run.timers:
+            timer.cancel()
+        del self._running[run.item.execution_id]
+        self._tracker.release(run.allocation)
         result: RunResult | None = None
-        foreign_cancel = False
-        try:
-            result = await self._runner.run(run.job, lambda u: self._progress(run, u))
-        except asyncio.CancelledError:
+        if task.cancelled():
             if run.stop_reason is None:
-                # Not ours (the loop is being torn down): finish the
-                # bookkeeping, then let the cancellation through.
-                run.stop_reason = StopReason.SHUTDOWN
-                foreign_cancel = True
-            else:
-                task = asyncio.current_task()
-                if task is not None:
-                    task.uncancel()
-        except Exception as exc:
-            logger.exception("the runner of execution %s raised", run.item.execution_id)
+                run.stop_reason = StopReason.SHUTDOWN  # not ours: the loop is closing
+        elif (exc := task.exception()) is not None:
+            logger.error(
+                "the runner of execution %s raised",
+                run.item.execution_id,
+                exc_info=(type(exc), exc, exc.__traceback__),
+            )
             result = RunResult.failed(
                 f"the runner raised {type(exc).__name__}: {exc}", retryable=True
             )
-        finally:
-            for timer in run.timers:
-                timer.cancel()
-            del self._running[run.item.execution_id]
-            self._tracker.release(run.allocation)
+        else:
+            result = task.result()
         outcome = RunOutcome(
             result if run.stop_reason is None else None,
             run.stop_reason,
-            loop.time() - run.started_at,
+            asyncio.get_running_loop().time() - run.started_at,
         )
         try:
             self._hooks.finished(run.item, outcome)
@@ -384,8 +385,6 @@ class ExecutorBuffer:
             logger.exception("recording the end of execution %s failed", run.item.execution_id)
         if not self._closed:
             self._schedule()
-        if foreign_cancel:
-            raise asyncio.CancelledError
 
     def _progress(self, run: _Run, update: ProgressUpdate) -> None:
         if run.stop_reason is not None:

@@ -351,3 +351,16 @@ async def test_a_pass_looks_only_backfill_depth_deep(
     assert rig.buffer.is_running("D") is small_starts
     assert rig.buffer.queued_count == (2 if small_starts else 3)
     assert rig.buffer.running_count == (2 if small_starts else 1)
+
+
+async def test_a_run_stopped_before_its_first_step_still_frees_its_capacity(
+    rig_factory: Any,
+) -> None:
+    rig = rig_factory(Resources(1, 4000))
+    rig.add("e")  # started synchronously: its task has not run a step yet
+    assert rig.buffer.is_running("e")
+    assert rig.buffer.stop("e") is StopResult.STOPPING
+    outcome = await rig.hooks.wait_finished("e")
+    assert outcome.stopped is StopReason.CANCEL
+    assert rig.tracker.used == Resources() and rig.buffer.running_count == 0
+    assert rig.runner.order == []  # no child was ever started

@@ -388,3 +388,17 @@ async def test_the_endpoint_refuses_calls_when_not_started(tmp_path: Path) -> No
     assert not bid.accepted and "not taking work" in bid.reason
     with pytest.raises(RuntimeError, match="not started"):
         await node.bid_accepted("x", work())
+
+
+async def test_a_cancel_right_after_acceptance_leaves_nothing_behind(
+    make_node: NodeFactory,
+) -> None:
+    runner, recorder = GateRunner(), Recorder()
+    node = await make_node(runner, [recorder])
+    execution_id = await accepted(node)  # running at once, not a step taken yet
+    assert node.get_execution(execution_id).state is S.RUNNING
+    await node.cancel_execution(execution_id)
+    await recorder.wait_for(of_kind(CancelComplete, execution_id))
+    assert node.info().used == Resources() and node.info().running_executions == 0
+    assert runner.order == []
+    assert not (node.config.executions_dir / execution_id).exists()
