@@ -342,7 +342,7 @@ class ComputeNode:
             self._publish(execution), name=f"publish {execution_id}"
         )
         self._publishing[execution_id] = task
-        task.add_done_callback(lambda _t: self._publishing.pop(execution_id, None))
+        task.add_done_callback(lambda t: self._publish_done(execution_id, t))
         return execution
 
     async def result_rejected(self, execution_id: str, reason: str = "") -> Execution:
@@ -732,6 +732,7 @@ class ComputeNode:
             )
         except (StateConflict, ExecutionNotFound) as exc:
             logger.info("late result refused: %s", exc)
+            self._settle_late(execution_id)
             return
         if self.config.verification_timeout is not None:
             self._arm(execution_id, self.config.verification_timeout, self._verification_expired)
@@ -751,6 +752,7 @@ class ComputeNode:
             )
         except (StateConflict, ExecutionNotFound) as exc:
             logger.info("late failure refused: %s", exc)
+            self._settle_late(execution_id)
             return
         self._settle(execution)
 
@@ -761,10 +763,6 @@ class ComputeNode:
                 raise FileNotFoundError("the execution has no result")
             published = await self._publisher.publish(execution, execution.result_path)
             await self._remove_workdir(execution_id)
-        except asyncio.CancelledError:
-            # Whoever cancelled it (cancel_execution, stop) wrote the state first.
-            self._settle(self.store.get(execution_id))
-            raise
         except Exception as exc:
             logger.exception("publishing the result of %s failed", execution_id)
             failed = self._try_move(
@@ -776,6 +774,8 @@ class ComputeNode:
             )
             if failed is not None:
                 self._settle(failed)
+            else:
+                self._settle_late(execution_id)
             return
         try:
             done = self._move(
@@ -783,8 +783,23 @@ class ComputeNode:
             )
         except (StateConflict, ExecutionNotFound) as exc:
             logger.info("late publication refused: %s", exc)
+            self._settle_late(execution_id)
             return
         self._callbacks.emit(PublishComplete(done, published))
+
+    def _publish_done(self, execution_id: str, task: "asyncio.Task[None]") -> None:
+        self._publishing.pop(execution_id, None)
+        if task.cancelled():
+            # Whoever cancelled it (cancel_execution, stop) wrote the state
+            # first. A done callback, so that a publication cancelled before
+            # its first step is settled too.
+            self._settle(self.store.get(execution_id))
+
+    def _settle_late(self, execution_id: str) -> None:
+        """Settle an execution that another process moved to Failed or Cancelled."""
+        current = self.store.find(execution_id)
+        if current is not None and current.state in (S.FAILED, S.CANCELLED):
+            self._settle(current)
 
     # -- restart -----------------------------------------------------------------
 

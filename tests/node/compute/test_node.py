@@ -206,11 +206,12 @@ async def test_late_results_bounce_off_a_cancel_written_elsewhere(
     with ExecutionStore(node.config.store_path) as other:
         other.transition(execution_id, S.RUNNING, S.CANCELLED, reason="aborted elsewhere")
     runner.release(execution_id)
-    await runner.wait_ended(execution_id)
-    await node.callbacks.drain()
+    # The node learns of the cancel when its own write bounces; it cleans up.
+    await recorder.wait_for(of_kind(CancelComplete, execution_id))
     assert node.get_execution(execution_id).state is S.CANCELLED
     assert not recorder.of(execution_id, RunComplete)
     assert node.info().used == Resources()
+    assert not (node.config.executions_dir / execution_id).exists()
 
 
 class GatedPublisher:
@@ -239,16 +240,9 @@ async def test_a_late_publication_bounces_off_a_cancel_written_elsewhere(
     with ExecutionStore(node.config.store_path) as other:
         other.transition(execution_id, S.PUBLISHING, S.CANCELLED, reason="aborted elsewhere")
     publisher.proceed.set()
-    await until_no_publishing(node)
-    await node.callbacks.drain()
+    await recorder.wait_for(of_kind(CancelComplete, execution_id))
     assert node.get_execution(execution_id).state is S.CANCELLED
     assert not recorder.of(execution_id, PublishComplete)
-
-
-async def until_no_publishing(node: Any) -> None:
-    async with asyncio.timeout(BOUND):
-        while node._publishing:
-            await asyncio.gather(*node._publishing.values(), return_exceptions=True)
 
 
 async def test_cancelling_during_publication_stops_it(make_node: NodeFactory) -> None:
@@ -401,4 +395,19 @@ async def test_a_cancel_right_after_acceptance_leaves_nothing_behind(
     await recorder.wait_for(of_kind(CancelComplete, execution_id))
     assert node.info().used == Resources() and node.info().running_executions == 0
     assert runner.order == []
+    assert not (node.config.executions_dir / execution_id).exists()
+
+
+async def test_a_cancel_right_after_the_verdict_is_settled(make_node: NodeFactory) -> None:
+    runner, recorder = GateRunner(), Recorder()
+    node = await make_node(runner, [recorder])
+    execution_id = await accepted(node)
+    await runner.wait_started(execution_id)
+    runner.release(execution_id)
+    await recorder.wait_for(of_kind(RunComplete, execution_id))
+    await node.result_accepted(execution_id)  # publication not a step in yet
+    await node.cancel_execution(execution_id)
+    await recorder.wait_for(of_kind(CancelComplete, execution_id))
+    assert node.get_execution(execution_id).state is S.CANCELLED
+    assert not recorder.of(execution_id, PublishComplete)
     assert not (node.config.executions_dir / execution_id).exists()
