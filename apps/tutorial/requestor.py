@@ -7,6 +7,7 @@ losing a verified range.
 
 import dataclasses
 import json
+import random
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,9 +41,12 @@ class RangePart(Part):
 
 
 class TutorialRequestorHandler(RequestorAppHandler):
-    def __init__(self) -> None:
+    def __init__(self, rng: random.Random | None = None) -> None:
         # One database connection per task, kept while the app runs.
         self._tasks: dict[Path, DBTaskManager[RangePart]] = {}
+        # Which nonces are recomputed must be unpredictable to providers;
+        # tests pass a seeded generator.
+        self._rng = rng or random.Random()
 
     def _db(self, task_dir: RequestorTaskDir) -> DBTaskManager[RangePart]:
         key = Path(task_dir)
@@ -96,7 +100,8 @@ class TutorialRequestorHandler(RequestorAppHandler):
         data = (task_work_dir.subtask_inputs_dir / params.data_file).read_bytes()
         subtask = SubtaskParams(part.start, part.end, params.difficulty, params.data_file)
         verdict = await Executor.run(
-            verify_range, data, subtask, _result_file(task_work_dir, subtask_id)
+            verify_range, data, subtask, _result_file(task_work_dir, subtask_id),
+            random.Random(self._rng.getrandbits(64)),
         )
         if verdict is None:
             raise InterruptedError("the requestor app is shutting down")

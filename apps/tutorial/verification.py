@@ -6,6 +6,7 @@ the provider cannot predict.
 """
 
 import json
+import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,11 +14,17 @@ from pathlib import Path
 from apps.tutorial import pow
 from apps.tutorial.params import SubtaskParams
 
-# Share of the range recomputed, and bounds on the sample size.
+# Share of the range recomputed, and bounds on the sample size; the sample
+# also grows until it is expected to hold SAMPLE_SOLUTIONS solutions, so that
+# an omission is caught even where solutions are sparse.
 SAMPLE_SHARE = 0.03
+SAMPLE_SOLUTIONS = 16
 MIN_SAMPLE = 256
 MAX_SAMPLE = 50_000
 MAX_RESULT_BYTES = 64 * 1024 * 1024
+# An honest result is refused for having too few solutions with at most this
+# probability.
+FALSE_REJECTION = 1e-9
 
 
 @dataclass(frozen=True)
@@ -67,9 +74,14 @@ def verify_range(
             f"nonce {forged[0]} does not have {params.difficulty} leading zero bits"
             f" ({len(forged)} of {len(nonces)} reported nonces are not solutions)"
         )
+    expected = params.size / 2**params.difficulty
+    if poisson_at_most(len(nonces), expected) < FALSE_REJECTION:
+        return _fail(
+            f"{len(nonces)} solutions reported where about {expected:.0f} are expected:"
+            " the range was not fully searched"
+        )
     rng = rng or random.Random()
-    share = min(MAX_SAMPLE, int(params.size * SAMPLE_SHARE))
-    sample_size = min(params.size, max(MIN_SAMPLE, share))
+    sample_size = sample_size_for(params)
     sample = rng.sample(range(params.start, params.end), sample_size)
     reported = set(nonces)
     omitted = [n for n in pow.solutions_among(data, sample, params.difficulty) if n not in reported]
@@ -79,3 +91,21 @@ def verify_range(
             f" (found by recomputing {sample_size} random nonces of the range)"
         )
     return Verdict(True, None, sorted(nonces))
+
+
+def sample_size_for(params: SubtaskParams) -> int:
+    wanted = max(params.size * SAMPLE_SHARE, SAMPLE_SOLUTIONS * 2.0**params.difficulty)
+    return min(params.size, max(MIN_SAMPLE, min(MAX_SAMPLE, int(wanted))))
+
+
+def poisson_at_most(count: int, mean: float) -> float:
+    """P(X <= count) for X ~ Poisson(mean): how likely so few solutions are."""
+    if count >= mean:
+        return 1.0
+    if mean > 1000:
+        # Normal approximation, with continuity correction.
+        return 0.5 * math.erfc((mean - count - 0.5) / math.sqrt(2 * mean))
+    log_mean = math.log(mean)
+    return math.fsum(
+        math.exp(k * log_mean - mean - math.lgamma(k + 1)) for k in range(count + 1)
+    )

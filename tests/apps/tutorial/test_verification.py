@@ -6,7 +6,7 @@ import pytest
 
 from apps.tutorial import pow
 from apps.tutorial.params import SubtaskParams
-from apps.tutorial.verification import verify_range
+from apps.tutorial.verification import poisson_at_most, sample_size_for, verify_range
 
 DATA = b"verification"
 PARAMS = SubtaskParams(start=1000, end=21000, difficulty=6, data_file="data.bin")
@@ -67,7 +67,32 @@ def test_an_incomplete_result_is_caught_by_the_sample(tmp_path: Path) -> None:
     assert caught == 20
 
 
-def test_an_empty_result_of_a_range_with_solutions_fails(tmp_path: Path) -> None:
-    verdict = verify_range(DATA, PARAMS, result(tmp_path, {"nonces": []}), random.Random(1))
-    assert not verdict.ok
-    assert "missing from the result" in (verdict.reason or "")
+def test_a_range_that_was_not_searched_fails_on_the_count(tmp_path: Path) -> None:
+    # ~312 solutions expected: none, or a third of them, cannot be honest.
+    for reported in ([], HONEST[: len(HONEST) // 3]):
+        verdict = verify_range(DATA, PARAMS, result(tmp_path, {"nonces": reported}))
+        assert not verdict.ok
+        assert "the range was not fully searched" in (verdict.reason or "")
+
+
+def test_few_omissions_where_solutions_are_sparse_are_caught(tmp_path: Path) -> None:
+    # Difficulty 10 over 20000 nonces: ~20 solutions; 3 % of the range would
+    # hold less than one, so the sample grows to hold ~16.
+    params = SubtaskParams(start=0, end=20000, difficulty=10, data_file="data.bin")
+    honest = pow.search(DATA, 0, 20000, 10)
+    assert sample_size_for(params) == 16 * 1024
+    dropped = honest[1::2]
+    caught = sum(
+        not verify_range(DATA, params, result(tmp_path, {"nonces": dropped}),
+                         random.Random(seed)).ok
+        for seed in range(20)
+    )
+    assert caught == 20
+
+
+@pytest.mark.parametrize(
+    ("count", "mean", "low", "high"),
+    [(0, 5.0, 6.7e-3, 6.8e-3), (10, 5.0, 1.0, 1.0), (4000, 5000.0, 0.0, 1e-40)],
+)
+def test_poisson_tail(count: int, mean: float, low: float, high: float) -> None:
+    assert low <= poisson_at_most(count, mean) <= high
