@@ -98,6 +98,25 @@ def execute_tasks(
     task it took. `timeout` bounds the whole job: when it is up, every task
     not ended fails with `JobTimeoutError`, which the iteration then raises.
     `script_timeout` is the default timeout of each script.
+
+    Example::
+
+        async def worker(ctx, tasks):
+            async for task in tasks:
+                script = ctx.new_script(timeout=60)
+                script.send_json(task.data, "params.json")
+                script.run("python3", "render.py", "params.json")
+                frame = script.download_file("out.png", f"frames/{task.id}.png")
+                try:
+                    yield script
+                except BatchError as error:
+                    task.reject_result(str(error))  # retried on another provider
+                else:
+                    task.accept_result(await frame)
+
+        async with execute_tasks(worker, (Task(p) for p in params), pool) as job:
+            async for task in job:
+                print(task.id, task.result if task.accepted else task.error)
     """
     return Job(
         worker,
@@ -167,7 +186,7 @@ class Job(Generic[D, R]):
         """Stop every worker and release every provider; tasks not ended fail."""
         if self._outcomes is not None:
             await self._outcomes.aclose()
-        elif self._owns_events:
+        if self._owns_events:
             self.events.close()
 
     async def _run(self) -> AsyncGenerator[Task[D, R], None]:

@@ -458,3 +458,24 @@ async def test_the_job_emits_to_its_own_bus_when_given_none(pool: ProviderPool) 
 def test_local_dir_provider_satisfies_the_protocol(tmp_path: Path) -> None:
     provider: Provider = LocalDirProvider("p", tmp_path)
     assert provider.id == provider.name == "p"
+
+
+async def test_a_busy_idle_worker_makes_room_for_a_retry_elsewhere(tmp_path: Path) -> None:
+    # One worker slot, more input waiting: the retry of t0 may not go back to
+    # the only running worker, so that worker is ended for a new one.
+    pool = ProviderPool(make_providers(tmp_path, 2))
+
+    async def worker(ctx: WorkContext, tasks: AsyncIterator[Task[int, str]]) -> Worker:
+        async for task in tasks:
+            yield ctx.new_script()
+            if task.data == 0 and not task.attempts:
+                task.reject_result("again")
+            else:
+                task.accept_result(ctx.provider_id)
+
+    tasks: list[Task[int, str]] = [Task(i) for i in range(6)]
+    with no_leaked_leases(pool):
+        done = await outcomes(execute_tasks(worker, tasks, pool, max_workers=1, retry=NO_WAIT))
+    assert all(t.accepted for t in done) and len(done) == 6
+    first, second = tasks[0].attempts
+    assert first.provider_id != second.provider_id == tasks[0].result

@@ -86,7 +86,7 @@ async def test_an_interval_has_a_floor() -> None:
 )
 def test_bad_progress_args(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
-        ProgressArgs(**kwargs)  # type: ignore[arg-type]
+        ProgressArgs(**kwargs)
 
 
 @pytest.mark.parametrize(
