@@ -211,7 +211,7 @@ class TotalCapacityStrategy:
     def should_bid(self, request: BidRequest) -> BidDecision:
         excess = request.usage.excess_over(self.total)
         if excess:
-            return BidDecision.no(f"this node has in total less than {', '.join(excess)}")
+            return BidDecision.no(f"more than this node has in all: {', '.join(excess)}")
         return BidDecision.yes()
 
 

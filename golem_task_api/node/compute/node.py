@@ -230,7 +230,8 @@ class ComputeNode:
         await self._callbacks.aclose(self.config.callback_close_timeout)
         for watchers in self._watchers.values():
             for _, future in watchers:
-                future.cancel()
+                if not future.done():
+                    future.set_exception(RuntimeError("the compute node stopped"))
         self.store.close()
         self._status = "stopped"
 

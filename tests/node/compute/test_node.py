@@ -34,6 +34,7 @@ from tests.node.compute.helpers import (
     make_config,
     make_offer,
     pid_alive,
+    until,
     work,
 )
 
@@ -411,3 +412,18 @@ async def test_a_cancel_right_after_the_verdict_is_settled(make_node: NodeFactor
     assert node.get_execution(execution_id).state is S.CANCELLED
     assert not recorder.of(execution_id, PublishComplete)
     assert not (node.config.executions_dir / execution_id).exists()
+
+
+async def test_waiting_for_a_state_times_out_and_ends_with_the_node(
+    make_node: NodeFactory,
+) -> None:
+    node = await make_node()
+    bid = await node.ask_for_bid(make_offer())
+    assert bid.execution_id is not None
+    with pytest.raises(TimeoutError):
+        await node.wait_for(bid.execution_id, timeout=0.05)
+    waiter = asyncio.get_running_loop().create_task(node.wait_for(bid.execution_id))
+    await until(lambda: bool(node._watchers))
+    await node.stop()
+    with pytest.raises(RuntimeError, match="stopped"):
+        await waiter
