@@ -413,7 +413,9 @@ def report_stamps(results: dict[str, list[Run]]) -> None:
 # --- entry points -----------------------------------------------------------
 
 
-async def measure(runs: int, with_client: bool, patched: list[str], env: dict[str, str]) -> None:
+async def measure(
+    runs: int, with_client: bool, patched: list[str], env: dict[str, str], no_pyc_side: bool
+) -> None:
     sides: dict[str, RunFn] = {
         "ours": announced(ours_argv, env),
         "baseline": announced(baseline_argv, env),
@@ -423,6 +425,10 @@ async def measure(runs: int, with_client: bool, patched: list[str], env: dict[st
         sides["ours via our client"] = client(env)
     for patches in patched:
         sides[f"ours +{patches}"] = announced(patched_argv(patches), env)
+    if no_pyc_side:
+        no_cache = child_env(cached_bytecode=False)
+        no_cache["PYTHONDONTWRITEBYTECODE"] = "1"
+        sides["ours, no .pyc (compiles every start)"] = announced(ours_argv, no_cache)
     with tempfile.TemporaryDirectory(prefix="bench-cold-") as tmp:
         results = await interleaved(sides, runs, Path(tmp))
         report_totals(results, runs)
@@ -446,11 +452,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="add ours with these patches (bench/apps/patched_app.py)")
     parser.add_argument("--no-bytecode-cache", action="store_true",
                         help="inherit PYTHONDONTWRITEBYTECODE etc. (see bench._common.child_env)")
+    parser.add_argument("--no-pyc-side", action="store_true",
+                        help="add ours with PYTHONDONTWRITEBYTECODE=1 and no bytecode cache")
     args = parser.parse_args([] if argv is None else argv)
     env = child_env(cached_bytecode=not args.no_bytecode_cache)
     if env.get("PYTHONPYCACHEPREFIX") != os.environ.get("PYTHONPYCACHEPREFIX"):
         print(f"(children use the bytecode cache {env['PYTHONPYCACHEPREFIX']})")
-    asyncio.run(measure(args.runs, args.client, args.patched, env))
+    asyncio.run(measure(args.runs, args.client, args.patched, env, args.no_pyc_side))
 
 
 if __name__ == "__main__":
