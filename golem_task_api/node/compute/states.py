@@ -55,7 +55,15 @@ ALLOWED_TRANSITIONS: dict[ExecutionState, frozenset[ExecutionState]] = {
 
 
 class FailureKind(enum.Enum):
-    """Why an execution failed; `retryable` says whether another try may work."""
+    """Why an execution failed.
+
+    The execution's `retryable` flag says whether another try (on this node
+    or another) may work: it is set for everything that is not the subtask's
+    own fault (timeouts, restarts, shutdowns, runner trouble, a rejected
+    result that another provider may compute right) and clear for a run that
+    failed by itself or gave an unusable output, unless the runner says
+    otherwise.
+    """
 
     TIMEOUT = "timeout"
     QUEUE_TIMEOUT = "queue_timeout"
