@@ -33,8 +33,9 @@ from golem_task_api.node.compute.capacity import (
     CapacityTracker,
     Resources,
 )
+from golem_task_api.node.compute.config import ComputeNodeConfig
 from golem_task_api.node.compute.execution import Execution
-from golem_task_api.node.compute.node import ComputeNode, ComputeNodeConfig
+from golem_task_api.node.compute.node import ComputeNode
 from golem_task_api.node.compute.offers import Offer, SubtaskWork
 from golem_task_api.node.compute.runner import ProgressReporter, RunJob, RunResult
 from golem_task_api.node.compute.states import ExecutionState

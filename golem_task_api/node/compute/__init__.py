@@ -12,9 +12,10 @@ from golem_task_api.node.compute.callbacks import (
     RunComplete,
 )
 from golem_task_api.node.compute.capacity import Allocation, CapacityConfig, Resources
+from golem_task_api.node.compute.config import ComputeNodeConfig
 from golem_task_api.node.compute.execution import Execution
 from golem_task_api.node.compute.info import NodeInfo
-from golem_task_api.node.compute.node import ComputeNode, ComputeNodeConfig
+from golem_task_api.node.compute.node import ComputeNode
 from golem_task_api.node.compute.offers import Bid, Offer, SubtaskWork
 from golem_task_api.node.compute.publisher import KeepResult, Publisher
 from golem_task_api.node.compute.runner import (

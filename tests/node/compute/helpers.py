@@ -16,8 +16,8 @@ from typing import Any
 
 from golem_task_api.node.compute.callbacks import Callback, ComputeEvent
 from golem_task_api.node.compute.capacity import CapacityConfig, Resources
+from golem_task_api.node.compute.config import ComputeNodeConfig
 from golem_task_api.node.compute.execution import Execution
-from golem_task_api.node.compute.node import ComputeNodeConfig
 from golem_task_api.node.compute.offers import Offer, SubtaskWork
 from golem_task_api.node.compute.process import run_in_process_group
 from golem_task_api.node.compute.runner import ProgressReporter, RunJob, RunResult
