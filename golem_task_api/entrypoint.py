@@ -18,8 +18,10 @@ import os
 import signal
 import sys
 import threading
+import types
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from golem_task_api.handlers import AppLifecycleHandler, ProviderAppHandler, RequestorAppHandler
 from golem_task_api.server import AppServer, ProviderAppServer, RequestorAppServer
@@ -218,11 +220,42 @@ def _exit(code: int) -> None:
     sys.exit(code)
 
 
+async def entrypoint(
+    work_dir: Path,
+    argv: Sequence[str],
+    requestor_handler: RequestorAppHandler | None = None,
+    requestor_lifecycle_handler: AppLifecycleHandler | None = None,
+    provider_handler: ProviderAppHandler | None = None,
+    provider_lifecycle_handler: AppLifecycleHandler | None = None,
+    log_level: str | int | None = None,
+) -> None:
+    """The spelling of releases up to 0.24.5 (`api.entrypoint(...)`, `api.main`),
+    which also configured logging."""
+    if log_level is not None:
+        level = log_level.upper() if isinstance(log_level, str) else log_level
+        logging.basicConfig(level=level, stream=sys.stderr)
+    await main(
+        work_dir, argv, requestor_handler, requestor_lifecycle_handler,
+        provider_handler, provider_lifecycle_handler,
+    )
+
+
+class _CallableModule(types.ModuleType):
+    """Old apps call the module itself: `golem_task_api.entrypoint(...)`."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return entrypoint(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
+
+
 __all__ = [
     "ANNOUNCE_PREFIX",
     "DEFAULT_WORK_DIR",
     "CommandError",
     "announce_line",
+    "entrypoint",
     "main",
     "make_server",
     "parse_announce_line",

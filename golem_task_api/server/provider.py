@@ -2,15 +2,15 @@
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
 from golem_task_api.dirutils import ProviderTaskDir
-from golem_task_api.errors import AppError, FailedPrecondition, Unavailable, Unimplemented
+from golem_task_api.errors import AppError, FailedPrecondition, Unavailable
 from golem_task_api.handlers import AppLifecycleHandler, ProviderAppHandler
+from golem_task_api.progress import ComputationProgress, Throttle
 from golem_task_api.proto import golem_task_api_pb2 as pb
-from golem_task_api.proto import golem_task_api_pb2_grpc as pb_grpc
 from golem_task_api.server.app_server import DEFAULT_GRACE, DEFAULT_HOST, AppServer
 from golem_task_api.server.registration import register_servicer
 from golem_task_api.server.rpc import CallGate, rpc, rpc_stream
@@ -19,7 +19,7 @@ from golem_task_api.validation import check_id, parse_params, resolve_inside
 T = TypeVar("T")
 
 
-class ProviderAppServicer(pb_grpc.ProviderAppServicer):
+class ProviderAppServicer:
     def __init__(
         self,
         task_dir: ProviderTaskDir,
@@ -43,24 +43,31 @@ class ProviderAppServicer(pb_grpc.ProviderAppServicer):
             )
         self._claimed_by = method
 
-    async def _run_once(self, method: str, work: Awaitable[T]) -> T:
-        """Run the one request as a task that stop() can cancel; then shut down."""
+    def _start(self, method: str, work: Coroutine[Any, Any, T]) -> tuple[
+        ComputationProgress, "asyncio.Task[T]"
+    ]:
+        """Run the one request as a tracked task that stop() can cancel."""
         try:
             self._claim(method)
         except BaseException:
-            if asyncio.iscoroutine(work):
-                work.close()
+            work.close()
             raise
-        task: asyncio.Task[T] = asyncio.ensure_future(work)
+        progress = ComputationProgress()
+        task = progress.start(work)
         self._work = task
+        # One request, then the server goes: whatever its outcome.
+        task.add_done_callback(lambda _: self._lifecycle.request_shutdown())
+        return progress, task
+
+    async def _outcome(self, method: str, task: "asyncio.Task[T]") -> T:
         try:
             return await task
         except asyncio.CancelledError:
-            if self._lifecycle.shutdown_requested and task.cancelled():
+            current = asyncio.current_task()
+            if task.cancelled() and not (current is not None and current.cancelling()):
+                # stop() cancelled the work (Shutdown, SIGTERM), not our caller.
                 raise Unavailable(f"the provider app was shut down during {method}") from None
             raise
-        finally:
-            self._lifecycle.request_shutdown()
 
     def cancel_work(self) -> None:
         if self._work is not None and not self._work.done():
@@ -82,29 +89,39 @@ class ProviderAppServicer(pb_grpc.ProviderAppServicer):
 
     @rpc
     async def Compute(self, request: pb.ComputeRequest, context: Any) -> pb.ComputeReply:
-        output = await self._run_once("Compute", self.compute(request))
-        return pb.ComputeReply(output_filepath=output)
-
-    @rpc
-    async def RunBenchmark(
-        self, request: pb.RunBenchmarkRequest, context: Any
-    ) -> pb.RunBenchmarkReply:
-        score = await self._run_once(
-            "RunBenchmark", self._handler.run_benchmark(Path(self._task_dir))
-        )
-        return pb.RunBenchmarkReply(score=score)
-
-    @rpc
-    async def Shutdown(self, request: pb.ShutdownRequest, context: Any) -> pb.ShutdownReply:
-        asyncio.get_running_loop().call_soon(self._lifecycle.request_shutdown)
-        return pb.ShutdownReply()
+        # The same tracked computation as ComputeWithProgress, nobody watching:
+        # a child process finds GOLEM_PROGRESS_FILE set either way.
+        _progress, task = self._start("Compute", self.compute(request))
+        return pb.ComputeReply(output_filepath=await self._outcome("Compute", task))
 
     @rpc_stream
     async def ComputeWithProgress(
         self, request: pb.ComputeWithProgressRequest, context: Any
     ) -> AsyncIterator[pb.ComputeEvent]:
-        raise Unimplemented("ComputeWithProgress is not available yet: use Compute")
-        yield pb.ComputeEvent()  # pragma: no cover - makes this a generator
+        throttle = Throttle.from_proto(request.progress if request.HasField("progress") else None)
+        progress, task = self._start("ComputeWithProgress", self.compute(request.compute))
+        try:
+            # Ends after the terminal event: SUCCEEDED, FAILED or CANCELLED.
+            async for event in progress.subscribe(throttle):
+                yield pb.ComputeEvent(progress=event)
+            output = await self._outcome("ComputeWithProgress", task)
+        finally:
+            task.cancel()  # a no-op unless the client went away
+        yield pb.ComputeEvent(result=pb.ComputeReply(output_filepath=output))
+
+    @rpc
+    async def RunBenchmark(
+        self, request: pb.RunBenchmarkRequest, context: Any
+    ) -> pb.RunBenchmarkReply:
+        _progress, task = self._start(
+            "RunBenchmark", self._handler.run_benchmark(Path(self._task_dir))
+        )
+        return pb.RunBenchmarkReply(score=await self._outcome("RunBenchmark", task))
+
+    @rpc
+    async def Shutdown(self, request: pb.ShutdownRequest, context: Any) -> pb.ShutdownReply:
+        asyncio.get_running_loop().call_soon(self._lifecycle.request_shutdown)
+        return pb.ShutdownReply()
 
 
 class ProviderAppServer(AppServer):

@@ -6,21 +6,20 @@ from pathlib import Path
 from typing import Any
 
 from golem_task_api import convert
-from golem_task_api.dirutils import RequestorDir
+from golem_task_api.dirutils import RequestorDir, RequestorTaskDir
 from golem_task_api.enums import VerifyResult
 from golem_task_api.errors import (
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
-    Unimplemented,
 )
 from golem_task_api.handlers import AppLifecycleHandler, RequestorAppHandler
+from golem_task_api.progress import ProgressTracker, Throttle
 from golem_task_api.proto import golem_task_api_pb2 as pb
-from golem_task_api.proto import golem_task_api_pb2_grpc as pb_grpc
 from golem_task_api.server.app_server import DEFAULT_GRACE, DEFAULT_HOST, AppServer
 from golem_task_api.server.registration import register_servicer
 from golem_task_api.server.rpc import CallGate, rpc, rpc_stream
-from golem_task_api.server.task_records import SETTLED, SubtaskState, TaskRecords
+from golem_task_api.server.task_records import SETTLED, SubtaskState, TaskRecord, TaskRecords
 from golem_task_api.validation import check_id, parse_params, resolve_inside
 
 _VERDICT_STATE = {
@@ -29,7 +28,7 @@ _VERDICT_STATE = {
 }
 
 
-class RequestorAppServicer(pb_grpc.RequestorAppServicer):
+class RequestorAppServicer:
     def __init__(
         self,
         work_dir: RequestorDir,
@@ -42,6 +41,33 @@ class RequestorAppServicer(pb_grpc.RequestorAppServicer):
         self._lifecycle = lifecycle
         self._records = TaskRecords(work_dir)
         self.gate = gate
+        # What the app reports for each task (report() in its handlers).
+        self._progress: dict[str, ProgressTracker] = {}
+        self._watches: set[asyncio.Task[Any]] = set()
+
+    def _tracker(self, record: TaskRecord) -> ProgressTracker:
+        tracker = self._progress.get(record.task_id)
+        if tracker is None:
+            tracker = self._progress[record.task_id] = ProgressTracker()
+            if record.aborted:
+                tracker.cancel("the task was aborted")
+            elif record.completed:
+                tracker.succeed()
+        return tracker
+
+    async def _complete_if_done(self, record: TaskRecord, task_dir: RequestorTaskDir) -> bool:
+        """Nothing pending, nothing in flight: the task is complete. Returns pending."""
+        with self._tracker(record).bind():
+            pending = await self._handler.has_pending_subtasks(task_dir)
+        if not pending and not record.in_flight and not record.aborted:
+            record.set_completed(True)
+            self._tracker(record).succeed()
+        return pending
+
+    def end_watches(self) -> None:
+        """Streams end when the server stops; they do not hold it up."""
+        for watch in self._watches:
+            watch.cancel()
 
     @rpc
     async def CreateTask(self, request: pb.CreateTaskRequest, context: Any) -> pb.CreateTaskReply:
@@ -54,7 +80,11 @@ class RequestorAppServicer(pb_grpc.RequestorAppServicer):
         with self._records.creating(request.task_id):
             # The node prepares the dir; do it here too for callers that don't.
             task_dir.prepare(exist_ok=True)
-            task = await self._handler.create_task(task_dir, request.max_subtasks_count, params)
+            tracker = self._progress[request.task_id] = ProgressTracker()
+            with tracker.bind():
+                task = await self._handler.create_task(
+                    task_dir, request.max_subtasks_count, params
+                )
             # Inside: a task whose reply cannot be made is not created.
             return convert.task_to_reply(task)
 
@@ -71,9 +101,10 @@ class RequestorAppServicer(pb_grpc.RequestorAppServicer):
                 f"subtask id {subtask_id!r} was already used in task {request.task_id!r}"
             )
         with record.hold(subtask_id, "NextSubtask"):
-            subtask = await self._handler.next_subtask(
-                task_dir, subtask_id, request.opaque_node_id
-            )
+            with self._tracker(record).bind():
+                subtask = await self._handler.next_subtask(
+                    task_dir, subtask_id, request.opaque_node_id
+                )
             reply = convert.subtask_to_reply(subtask)
             if subtask is not None:
                 for resource in subtask.resources:
@@ -94,11 +125,15 @@ class RequestorAppServicer(pb_grpc.RequestorAppServicer):
                 " it cannot be verified"
             )
         with record.hold(subtask_id, "Verify"):
-            result, reason = await self._handler.verify(task_dir, subtask_id)
+            with self._tracker(record).bind():
+                result, reason = await self._handler.verify(task_dir, subtask_id)
+            reply = convert.verify_to_reply(result, reason)
             new_state = _VERDICT_STATE.get(result)
             if new_state is not None:
                 record.set_subtask(subtask_id, new_state)
-        return convert.verify_to_reply(result, reason)
+        if result is VerifyResult.SUCCESS and not record.in_flight:
+            await self._complete_if_done(record, task_dir)
+        return reply
 
     @rpc
     async def DiscardSubtasks(
@@ -110,11 +145,18 @@ class RequestorAppServicer(pb_grpc.RequestorAppServicer):
         subtask_ids = [check_id("subtask_id", s) for s in request.subtask_ids]
         for subtask_id in subtask_ids:
             record.subtask(subtask_id)
-        discarded = await self._handler.discard_subtasks(task_dir, subtask_ids)
+        with self._tracker(record).bind():
+            discarded = await self._handler.discard_subtasks(task_dir, subtask_ids)
+        reply = pb.DiscardSubtasksReply(discarded_subtask_ids=discarded)
         for subtask_id in discarded:
             if subtask_id in record.subtasks:
                 record.set_subtask(subtask_id, SubtaskState.DISCARDED)
-        return pb.DiscardSubtasksReply(discarded_subtask_ids=discarded)
+        if discarded and record.completed:
+            # Reopened: watchers of the finished task saw its end; new ones
+            # follow the work that is to come.
+            record.set_completed(False)
+            self._progress.pop(request.task_id, None)
+        return reply
 
     @rpc
     async def RunBenchmark(
@@ -130,7 +172,7 @@ class RequestorAppServicer(pb_grpc.RequestorAppServicer):
         task_dir = self._work_dir.task_dir(request.task_id)
         record = self._records.get(request.task_id)
         # An aborted task has nothing left to hand out.
-        pending = not record.aborted and await self._handler.has_pending_subtasks(task_dir)
+        pending = not record.aborted and await self._complete_if_done(record, task_dir)
         return pb.HasPendingSubtasksReply(has_pending_subtasks=pending)
 
     @rpc
@@ -138,8 +180,10 @@ class RequestorAppServicer(pb_grpc.RequestorAppServicer):
         task_dir = self._work_dir.task_dir(request.task_id)
         record = self._records.get(request.task_id)
         if not record.aborted:
-            await self._handler.abort_task(task_dir)
+            with self._tracker(record).bind():
+                await self._handler.abort_task(task_dir)
             record.set_aborted()
+            self._tracker(record).cancel("the task was aborted")
         return pb.AbortTaskReply()
 
     @rpc
@@ -157,7 +201,8 @@ class RequestorAppServicer(pb_grpc.RequestorAppServicer):
                 f"subtask {subtask_id!r} of task {request.task_id!r} is verified:"
                 " use DiscardSubtasks to compute it again"
             )
-        await self._handler.abort_subtask(task_dir, subtask_id)
+        with self._tracker(record).bind():
+            await self._handler.abort_subtask(task_dir, subtask_id)
         if state not in SETTLED:
             record.set_subtask(subtask_id, SubtaskState.ABORTED)
         return pb.AbortSubtaskReply()
@@ -172,8 +217,17 @@ class RequestorAppServicer(pb_grpc.RequestorAppServicer):
     async def WatchTaskProgress(
         self, request: pb.WatchTaskProgressRequest, context: Any
     ) -> AsyncIterator[pb.ProgressEvent]:
-        raise Unimplemented("WatchTaskProgress is not available yet")
-        yield pb.ProgressEvent()  # pragma: no cover - makes this a generator
+        record = self._records.get(request.task_id)
+        throttle = Throttle.from_proto(request.progress if request.HasField("progress") else None)
+        tracker = self._tracker(record)
+        watch = asyncio.current_task()
+        assert watch is not None
+        self._watches.add(watch)
+        try:
+            async for event in tracker.subscribe(throttle):
+                yield event
+        finally:
+            self._watches.discard(watch)
 
 
 class RequestorAppServer(AppServer):
@@ -196,6 +250,9 @@ class RequestorAppServer(AppServer):
 
     def _add_servicer(self, server: Any) -> None:
         register_servicer(server, self.servicer, pb.DESCRIPTOR.services_by_name["RequestorApp"], pb)
+
+    def _before_stop(self) -> None:
+        self.servicer.end_watches()
 
 
 __all__ = ["RequestorAppServer", "RequestorAppServicer"]

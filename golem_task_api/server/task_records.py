@@ -40,7 +40,10 @@ class TaskRecord:
         self.task_id = task_id
         self.path = path
         self.aborted = False
+        # Nothing pending and nothing in flight: the outputs are complete.
+        self.completed = False
         self.subtasks: dict[str, SubtaskState] = {}
+        self._issued = 0
         # In memory only: guards against two concurrent calls for one id.
         self.busy: set[str] = set()
 
@@ -66,8 +69,12 @@ class TaskRecord:
     def _apply(self, op: str, args: list[str]) -> None:
         if op == "aborted":
             self.aborted = True
+        elif op == "completed":
+            self.completed = True
+        elif op == "reopened":
+            self.completed = False
         elif op == "subtask":
-            self.subtasks[args[0]] = SubtaskState(args[1])
+            self._change(args[0], SubtaskState(args[1]))
 
     def _append(self, *entry: str) -> None:
         data = (json.dumps(entry) + "\n").encode("utf-8")
@@ -77,13 +84,28 @@ class TaskRecord:
         finally:
             os.close(fd)
 
-    def set_subtask(self, subtask_id: str, state: SubtaskState) -> None:
+    def _change(self, subtask_id: str, state: SubtaskState) -> None:
+        previous = self.subtasks.get(subtask_id)
+        self._issued += (state is SubtaskState.ISSUED) - (previous is SubtaskState.ISSUED)
         self.subtasks[subtask_id] = state
+
+    def set_subtask(self, subtask_id: str, state: SubtaskState) -> None:
+        self._change(subtask_id, state)
         self._append("subtask", subtask_id, state.value)
 
     def set_aborted(self) -> None:
         self.aborted = True
         self._append("aborted")
+
+    def set_completed(self, completed: bool) -> None:
+        if completed != self.completed:
+            self.completed = completed
+            self._append("completed" if completed else "reopened")
+
+    @property
+    def in_flight(self) -> int:
+        """Subtasks handed out and not yet settled."""
+        return self._issued
 
     def subtask(self, subtask_id: str) -> SubtaskState:
         try:

@@ -53,7 +53,9 @@ class InlineTaskApiService(TaskApiService):
         return self._server
 
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        # Not the thread's liveness: it outlives the server by the moment it
+        # takes to return, and a restart must not be refused meanwhile.
+        return self._finished is not None and not self._finished.done()
 
     async def start(self, command: str, port: int) -> tuple[str, int]:
         if self.running():
