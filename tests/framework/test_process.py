@@ -439,11 +439,16 @@ async def test_taken_port_by_a_plain_socket(processes, req_work_dir) -> None:
         assert service.returncode == 1
 
 
-async def test_requestor_shutdown_rpc_ends_the_process(processes, req_work_dir) -> None:
-    service = processes(req_work_dir)
+async def test_requestor_shutdown_rpc_ends_the_process(processes, req_work_dir, tmp_path) -> None:
+    log = tmp_path / "logs" / "app.log"
+    service = processes(req_work_dir, log_path=log)
     client = await RequestorAppClient.create(service, port=0)
     pid = service.pid
     await client.create_task("t1", 1, {})
     await bounded(client.shutdown(), "shutdown")
     assert service.returncode == 0, service.output_tail()
     await nothing_left(pid)
+    # the app's output went to the log file (and the announce line did not)
+    text = log.read_text()
+    assert "RequestorApp serving on" in text and "RequestorApp stopped" in text
+    assert ANNOUNCE_PREFIX not in text
