@@ -5,6 +5,7 @@ from pathlib import Path
 
 from apps.tutorial import pow
 from apps.tutorial.params import SubtaskParams
+from golem_task_api import progress
 from golem_task_api.apputils.files import write_atomically
 from golem_task_api.dirutils import ProviderTaskDir
 from golem_task_api.errors import InvalidArgument
@@ -27,10 +28,14 @@ class TutorialProviderHandler(ProviderAppHandler):
         if not data_path.is_file():
             raise InvalidArgument(f"resource {params.data_file!r} is not in subtask_inputs")
         data = data_path.read_bytes()
+        def hashed(done: int) -> None:
+            progress.report(done, total=params.size, unit="Hashes")
+
+        hashed(0)
         # In a worker thread, so the server keeps answering while it runs.
         nonces = await Executor.run(
             pow.search, data, params.start, params.end, params.difficulty,
-            should_stop=Executor.is_shutting_down,
+            on_chunk=hashed, should_stop=Executor.is_shutting_down,
         )
         if nonces is None:
             raise InterruptedError("the provider is shutting down")

@@ -16,6 +16,7 @@ from apps.tutorial import APP_NAME, APP_VERSION, pow
 from apps.tutorial.params import SubtaskParams, TaskParams, split_range
 from apps.tutorial.provider import RESULT_FILE
 from apps.tutorial.verification import verify_range
+from golem_task_api import progress
 from golem_task_api.apputils.files import write_atomically
 from golem_task_api.apputils.task.database import DBTaskManager
 from golem_task_api.apputils.task.models import Part
@@ -76,6 +77,7 @@ class TutorialRequestorHandler(RequestorAppHandler):
         # Written last: its presence means the task is fully created.
         write_atomically(task_work_dir / PARAMS_FILE, json.dumps(params.to_dict()))
         self._tasks[Path(task_work_dir)] = db
+        _report_verified(db)
         return create_docker_cpu_task(
             APP_NAME, APP_VERSION, Infrastructure(min_memory_mib=MIN_MEMORY_MIB)
         )
@@ -112,6 +114,7 @@ class TutorialRequestorHandler(RequestorAppHandler):
         db.save_part(dataclasses.replace(part, nonces=verdict.nonces))
         db.update_subtask_status(subtask_id, SubtaskStatus.SUCCESS)
         _merge_if_complete(task_work_dir, db)
+        _report_verified(db)
         return VerifyResult.SUCCESS, None
 
     async def discard_subtasks(
@@ -129,6 +132,7 @@ class TutorialRequestorHandler(RequestorAppHandler):
         if discarded:
             # The task is no longer complete.
             (task_work_dir.task_outputs_dir / RESULT_FILE).unlink(missing_ok=True)
+            _report_verified(db)
         return discarded
 
     async def run_benchmark(self, work_dir: Path) -> float:
@@ -150,6 +154,14 @@ class TutorialRequestorHandler(RequestorAppHandler):
         part = _find_current_part(db, subtask_id)
         if part is not None and part.status is not SubtaskStatus.SUCCESS:
             db.update_subtask_status(subtask_id, SubtaskStatus.ABORTED)
+
+
+def _report_verified(db: DBTaskManager[RangePart]) -> None:
+    """The task's progress: ranges verified of all ranges."""
+    counts = db.count_parts_by_status()
+    progress.report(
+        counts.get(SubtaskStatus.SUCCESS, 0), total=sum(counts.values()), unit="Ranges"
+    )
 
 
 def _task_params(task_dir: RequestorTaskDir) -> TaskParams:

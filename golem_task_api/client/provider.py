@@ -1,15 +1,38 @@
 """The client of a one-shot ProviderApp server."""
 
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
+
+import grpc
 
 from golem_task_api import convert
 from golem_task_api.client.app_client import AppClient
 from golem_task_api.client.channel import CONNECTION_TIMEOUT
 from golem_task_api.client.service import TaskApiService
+from golem_task_api.errors import Unavailable, Unimplemented, from_status
+from golem_task_api.progress.events import ProgressUpdate, progress_args
 from golem_task_api.proto import golem_task_api_pb2 as pb
 from golem_task_api.proto import golem_task_api_pb2_grpc as pb_grpc
 from golem_task_api.ssl import ClientTls
+
+
+def _compute_request(
+    task_id: str, subtask_id: str, subtask_params: dict[str, Any]
+) -> pb.ComputeRequest:
+    return pb.ComputeRequest(
+        task_id=task_id,
+        subtask_id=subtask_id,
+        subtask_params_json=convert.params_to_json(subtask_params),
+    )
+
+
+@dataclass(frozen=True)
+class ComputeResult:
+    """The end of `compute_with_progress`: the result file, relative to the task dir."""
+
+    output_filepath: Path
 
 
 class ProviderAppClient(AppClient):
@@ -45,19 +68,87 @@ class ProviderAppClient(AppClient):
         subtask_params: dict[str, Any],
         *,
         timeout: float | None = None,
+        on_progress: Callable[[ProgressUpdate], object] | None = None,
+        update_interval: float | None = None,
+        update_step: float | None = None,
     ) -> Path:
         """The result file, relative to the provider's task dir.
 
         The provider app exits after it; a `shutdown()` meanwhile raises
-        `ShutdownException` here. Any failure stops the app.
+        `ShutdownException` here. Any failure stops the app. With
+        `on_progress`, the app's progress events are passed to it as they
+        come (through ComputeWithProgress; plain Compute for an app that
+        lacks it).
         """
-        request = pb.ComputeRequest(
-            task_id=task_id,
-            subtask_id=subtask_id,
-            subtask_params_json=convert.params_to_json(subtask_params),
-        )
+        if on_progress is not None:
+            async for item in self.compute_with_progress(
+                task_id, subtask_id, subtask_params, timeout=timeout,
+                update_interval=update_interval, update_step=update_step,
+            ):
+                if isinstance(item, ComputeResult):
+                    return item.output_filepath
+                on_progress(item)
+            raise Unavailable("the provider app ended its stream without a result")
+        request = _compute_request(task_id, subtask_id, subtask_params)
         reply = await self._one_request(self._stub.Compute, request, timeout)
         return Path(reply.output_filepath)
+
+    async def compute_with_progress(
+        self,
+        task_id: str,
+        subtask_id: str,
+        subtask_params: dict[str, Any],
+        *,
+        timeout: float | None = None,
+        update_interval: float | None = None,
+        update_step: float | None = None,
+    ) -> AsyncIterator[ProgressUpdate | ComputeResult]:
+        """Progress events, then one `ComputeResult` (or the error Compute gives).
+
+        The last event before the result is SUCCEEDED; on failure a FAILED
+        event comes, then the error is raised. Against an app built before
+        ComputeWithProgress, this is plain Compute: no events, the result.
+        """
+        request = pb.ComputeWithProgressRequest(
+            compute=_compute_request(task_id, subtask_id, subtask_params),
+            progress=progress_args(update_interval, update_step),
+        )
+        finished = False
+        try:
+            stream = self._stub.ComputeWithProgress(request, timeout=timeout)
+            try:
+                while True:
+                    event = await self._read(stream)
+                    if event is None:
+                        raise Unavailable("the provider app ended its stream without a result")
+                    if event.HasField("result"):
+                        finished = True
+                        yield ComputeResult(Path(event.result.output_filepath))
+                        return
+                    yield ProgressUpdate.from_event(event.progress)
+            except Unimplemented:
+                reply = await self._call(
+                    self._stub.Compute, request.compute, timeout
+                )
+                finished = True
+                yield ComputeResult(Path(reply.output_filepath))
+        except BaseException:
+            finished = True
+            await self.shutdown()
+            raise
+        finally:
+            if not finished:  # the caller stopped listening: the work is abandoned
+                await self.shutdown()
+            await self._wait_for_exit()
+
+    async def _read(self, stream: Any) -> Any:
+        """The next message of a stream, None at its end; errors mapped."""
+        async with self._kill_switch:
+            try:
+                message = await stream.read()
+            except grpc.aio.AioRpcError as exc:
+                raise from_status(exc.code(), exc.details() or "") from None
+        return None if message is grpc.aio.EOF else message
 
     async def run_benchmark(self, *, timeout: float | None = None) -> float:
         reply = await self._one_request(self._stub.RunBenchmark, pb.RunBenchmarkRequest(), timeout)
@@ -73,4 +164,4 @@ class ProviderAppClient(AppClient):
             await self._wait_for_exit()
 
 
-__all__ = ["ProviderAppClient"]
+__all__ = ["ComputeResult", "ProviderAppClient"]

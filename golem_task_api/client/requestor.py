@@ -1,12 +1,17 @@
 """The client of a RequestorApp server."""
 
+from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar
+
+import grpc
 
 from golem_task_api import convert
 from golem_task_api.client.app_client import AppClient
 from golem_task_api.client.channel import CONNECTION_TIMEOUT
 from golem_task_api.client.service import TaskApiService
 from golem_task_api.enums import VerifyResult
+from golem_task_api.errors import Unavailable, from_status
+from golem_task_api.progress.events import ProgressUpdate, progress_args
 from golem_task_api.proto import golem_task_api_pb2 as pb
 from golem_task_api.proto import golem_task_api_pb2_grpc as pb_grpc
 from golem_task_api.ssl import ClientTls
@@ -142,6 +147,54 @@ class RequestorAppClient(AppClient):
     ) -> None:
         request = pb.AbortSubtaskRequest(task_id=task_id, subtask_id=subtask_id)
         await self._call(self._stub.AbortSubtask, request, self._timeout("abort_subtask", timeout))
+
+    async def watch_task_progress(
+        self,
+        task_id: str,
+        *,
+        update_interval: float | None = None,
+        update_step: float | None = None,
+    ) -> AsyncIterator[ProgressUpdate]:
+        """The progress the app reports for a task: the current value at
+        once, then changes, until the terminal event (SUCCEEDED when the task
+        is complete, CANCELLED after AbortTask). NotFound for an unknown task.
+        Leave the loop (or cancel) to stop watching."""
+        request = pb.WatchTaskProgressRequest(
+            task_id=task_id, progress=progress_args(update_interval, update_step)
+        )
+        stream = self._stub.WatchTaskProgress(request)
+        try:
+            while True:
+                async with self._kill_switch:
+                    try:
+                        event = await stream.read()
+                    except grpc.aio.AioRpcError as exc:
+                        raise from_status(exc.code(), exc.details() or "") from None
+                if event is grpc.aio.EOF:
+                    return
+                yield ProgressUpdate.from_event(event)
+        finally:
+            stream.cancel()
+
+    async def wait_for_task(
+        self,
+        task_id: str,
+        on_progress: Callable[[ProgressUpdate], object] | None = None,
+        *,
+        update_interval: float | None = None,
+        update_step: float | None = None,
+    ) -> ProgressUpdate:
+        """Follow a task's progress to its end; returns the terminal event."""
+        last: ProgressUpdate | None = None
+        async for update in self.watch_task_progress(
+            task_id, update_interval=update_interval, update_step=update_step
+        ):
+            last = update
+            if on_progress is not None:
+                on_progress(update)
+        if last is None or not last.state.terminal:
+            raise Unavailable(f"the progress stream of task {task_id!r} ended before the task")
+        return last
 
 
 __all__ = ["RequestorAppClient"]

@@ -2,7 +2,7 @@
 
 from golem_task_api.progress.clock import Clock, LoopClock, ManualClock
 from golem_task_api.progress.computation import ComputationProgress
-from golem_task_api.progress.events import from_event, to_event
+from golem_task_api.progress.events import ProgressUpdate, from_event, progress_args, to_event
 from golem_task_api.progress.fileformat import parse_line
 from golem_task_api.progress.filewatch import (
     GOLEM_PROGRESS_FILE,
@@ -39,6 +39,7 @@ __all__ = [
     "ProgressFileReader",
     "ProgressFileWatcher",
     "ProgressTracker",
+    "ProgressUpdate",
     "ProgressValue",
     "Reason",
     "State",
@@ -50,6 +51,7 @@ __all__ = [
     "from_event",
     "new_progress_file",
     "parse_line",
+    "progress_args",
     "progress_file",
     "progress_file_env",
     "remove_progress_file",

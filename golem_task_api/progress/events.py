@@ -1,6 +1,8 @@
 """The one conversion between ProgressValue and the wire's ProgressEvent."""
 
+import datetime
 import time
+from dataclasses import dataclass
 
 from golem_task_api.progress.value import ProgressValue, State
 from golem_task_api.proto import golem_task_api_pb2 as pb
@@ -48,4 +50,54 @@ def from_event(event: pb.ProgressEvent) -> ProgressValue:
     )
 
 
-__all__ = ["MAX_MESSAGE", "MAX_UNIT", "from_event", "to_event"]
+
+
+@dataclass(frozen=True)
+class ProgressUpdate:
+    """One progress event as a client sees it."""
+
+    seq: int
+    time: datetime.datetime
+    value: ProgressValue
+
+    @property
+    def state(self) -> State:
+        return self.value.state
+
+    @property
+    def fraction(self) -> float | None:
+        """done/total in [0, 1], or None while the total is unknown."""
+        total = self.value.total
+        if total is None:
+            return None
+        return 1.0 if total == 0 else min(1.0, self.value.done / total)
+
+    @classmethod
+    def from_event(cls, event: pb.ProgressEvent) -> "ProgressUpdate":
+        return cls(
+            seq=event.seq,
+            time=event.time.ToDatetime(tzinfo=datetime.UTC),
+            value=from_event(event),
+        )
+
+
+def progress_args(
+    update_interval: float | None = None, update_step: float | None = None
+) -> pb.ProgressArgs:
+    """The wire's ProgressArgs (None: the server's default)."""
+    args = pb.ProgressArgs()
+    if update_interval is not None:
+        args.update_interval.FromNanoseconds(round(update_interval * 1e9))
+    if update_step is not None:
+        args.update_step = update_step
+    return args
+
+
+__all__ = [
+    "MAX_MESSAGE",
+    "MAX_UNIT",
+    "ProgressUpdate",
+    "from_event",
+    "progress_args",
+    "to_event",
+]
