@@ -9,7 +9,7 @@ PROTOS := $(wildcard proto/*.proto)
 GEN_DIR := golem_task_api/proto
 PYTEST_ARGS ?=
 
-.PHONY: venv install proto check-proto lint typecheck test check bench tutorial clean
+.PHONY: venv install proto check-proto lint typecheck test check bench tutorial app-def image clean
 
 venv install: $(STAMP)
 
@@ -50,3 +50,15 @@ clean:
 # A real tutorial task, end to end, with the app's servers as processes.
 tutorial: $(STAMP)
 	$(PY) scripts/run_tutorial.py --output out/tutorial
+
+# The app definition file Golem nodes read: dist/{name}_{version}_{id}.json
+app-def: $(STAMP)
+	@test -n "$(APP)" || { echo "usage: make app-def APP=<name>"; exit 2; }
+	$(PY) -m golem_task_api.apputils.app_definition apps/$(APP)/task-api-config.json --out dist
+
+# Needs a Docker engine (none on the development machines): the image runs
+# the same command line the tests run as local processes.
+image:
+	@test -n "$(APP)" || { echo "usage: make image APP=<name>"; exit 2; }
+	tag=$$(python3 -c "import json; p = json.load(open('apps/$(APP)/task-api-config.json'))['requestor_prereq']; print(p['image'] + ':' + p['tag'])"); \
+	docker build -f apps/$(APP)/Dockerfile -t $$tag .

@@ -5,5 +5,10 @@ golem_task_api, keeps all task state on disk, and verifies results without
 trusting the provider.
 """
 
-APP_NAME = "golem-task-api/tutorial"
-APP_VERSION = "0.25.0"
+import json
+from pathlib import Path
+
+# The app definition is the one source of the image a task asks for.
+DEFINITION = json.loads((Path(__file__).parent / "task-api-config.json").read_text())
+IMAGE = DEFINITION["requestor_prereq"]["image"]
+TAG = DEFINITION["requestor_prereq"]["tag"]

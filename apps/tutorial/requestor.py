@@ -12,7 +12,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from apps.tutorial import APP_NAME, APP_VERSION, pow
+from apps.tutorial import IMAGE, TAG, pow
 from apps.tutorial.params import SubtaskParams, TaskParams, split_range
 from apps.tutorial.provider import RESULT_FILE
 from apps.tutorial.verification import verify_range
@@ -78,9 +78,7 @@ class TutorialRequestorHandler(RequestorAppHandler):
         write_atomically(task_work_dir / PARAMS_FILE, json.dumps(params.to_dict()))
         self._tasks[Path(task_work_dir)] = db
         _report_verified(db)
-        return create_docker_cpu_task(
-            APP_NAME, APP_VERSION, Infrastructure(min_memory_mib=MIN_MEMORY_MIB)
-        )
+        return create_docker_cpu_task(IMAGE, TAG, Infrastructure(min_memory_mib=MIN_MEMORY_MIB))
 
     async def next_subtask(
         self, task_work_dir: RequestorTaskDir, subtask_id: str, opaque_node_id: str
