@@ -284,7 +284,6 @@ class ProviderApp:
 
     async def wait_exit(self) -> None:
         await bounded(self.service.wait_until_shutdown_complete(), "the provider's exit")
-        # (running() may stay True a moment longer: see test_testutils.py)
         await poll(lambda: not self.service.running(), "the provider's thread to end")
 
 
