@@ -77,6 +77,11 @@ class Launched(abc.ABC):
     def kill(self) -> None:
         """SIGKILL everything the app started that is still in reach."""
 
+    async def final_returncode(self) -> int | None:
+        """The exit code once it has exited and its output is closed (bounded wait)."""
+        await self.wait()
+        return self.returncode
+
     def close(self) -> None:  # noqa: B027 - most launches hold nothing to release
         """Release file descriptors; called once the process has exited."""
 
@@ -184,14 +189,20 @@ class SubprocessLaunch(Launched):
         if self.term_pgid != self.pid:
             signal_group(self.pid, signal.SIGKILL)
 
+    async def final_returncode(self) -> int | None:
+        await self.wait()
+        # Process.wait() resolves once the pipes are closed too: by now they
+        # are, or a grandchild holds them and the bound applies.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self.process.wait()), _DRAIN_TIMEOUT)
+        return self.process.returncode
+
     def close(self) -> None:
         self._watch.close()
 
     async def release(self) -> None:
         self.close()
-        # Its pipes are closed by now (or never will be): the return code.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self.process.wait()), _DRAIN_TIMEOUT)
+        await self.final_returncode()
 
 
 class ManagedProcessService(TaskApiService):
@@ -292,12 +303,11 @@ class ManagedProcessService(TaskApiService):
             await launched.wait()
         finally:
             if not announced.done():
-                announced.set_exception(
-                    Unavailable(
-                        f"the app exited with code {launched.returncode} before it served;"
-                        f" its output:\n{self.output_tail()}"
-                    )
-                )
+                code = await launched.final_returncode()
+                how = "exited" if code is None else f"exited with code {code}"
+                announced.set_exception(Unavailable(
+                    f"the app {how} before it served; its output:\n{self.output_tail()}"
+                ))
 
     async def stop(self) -> None:
         """SIGTERM to the process group, SIGKILL after the grace period."""

@@ -146,3 +146,24 @@ def read_result(work_dir: Path, output: Path) -> dict[str, Any]:
 def children_of_this_process() -> list[psutil.Process]:
     return [p for p in psutil.Process().children(recursive=True)
             if p.status() != psutil.STATUS_ZOMBIE]
+
+
+def pids_with(word: str) -> list[int]:
+    """Host pids of the processes with `word` in their command line."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = process.info.get("cmdline") or []
+        if any(word in part for part in cmdline) and process.pid != os.getpid():
+            found.append(process.pid)
+    return found
+
+
+def non_loopback_ipv4() -> str | None:
+    """An IPv4 address of this host that is not loopback, if it has one."""
+    import socket  # noqa: PLC0415
+
+    for addresses in psutil.net_if_addrs().values():
+        for address in addresses:
+            if address.family == socket.AF_INET and not address.address.startswith("127."):
+                return str(address.address)
+    return None

@@ -4,7 +4,8 @@ Follows the warm-start convention: `main(argv)` runs only under the
 `__name__` guard. Provider params (all optional) steer Compute:
 
   signal: a FIFO; a line "entered PID" is written to it when compute starts
-  grandchild: start a sleeping child process first, its pid on the signal line
+  grandchild: start a sleeping child process first (this word in its argv),
+      its pid on the signal line
   hold: then wait (cancellably) for ever
   write: try to create this file; the result says what happened
   connect: [host, port]: try a TCP connection; the result says what happened
@@ -29,6 +30,7 @@ from golem_task_api.handlers import ProviderAppHandler, RequestorAppHandler
 from golem_task_api.structs import Subtask, Task
 
 HOLD_LIMIT = 60.0
+GRANDCHILD = "import sys, time; print('up', flush=True); time.sleep(60)"
 
 
 def _try(action: Any) -> str:
@@ -73,7 +75,13 @@ class SampleProvider(ProviderAppHandler):
             result["connect"] = _try(lambda: _connect(host, int(port)))
         line = f"entered {os.getpid()}"
         if "grandchild" in subtask_params:
-            child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+            # Running (its command line set, not just forked) once it says so;
+            # its stderr is ours, so it holds the app's output pipe open.
+            child = subprocess.Popen([
+                sys.executable, "-c", GRANDCHILD, str(subtask_params["grandchild"]),
+            ], stdout=subprocess.PIPE)
+            assert child.stdout is not None
+            child.stdout.readline()
             line += f" {child.pid}"
         if "signal" in subtask_params:
             with open(subtask_params["signal"], "w") as fifo:
