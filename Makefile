@@ -9,7 +9,7 @@ PROTOS := $(wildcard proto/*.proto)
 GEN_DIR := golem_task_api/proto
 PYTEST_ARGS ?=
 
-.PHONY: venv install proto check-proto lint typecheck test check bench tutorial app-def image clean
+.PHONY: venv install system-deps proto check-proto lint typecheck test check bench tutorial app-def image clean
 
 venv install: $(STAMP)
 
@@ -36,7 +36,21 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy golem_task_api apps
 
-test: $(STAMP) check-proto
+# Debian tools the tests run for real (the apps' renderers, the sandbox).
+DEB_TOOLS := blender:blender ffmpeg:ffmpeg ffprobe:ffmpeg bwrap:bubblewrap openssl:openssl
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+system-deps:
+	@missing=""; for pair in $(DEB_TOOLS); do \
+	    command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair##*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    $(SUDO) apt-get update -q && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; \
+	fi
+
+test: $(STAMP) system-deps check-proto
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 check: lint typecheck test
