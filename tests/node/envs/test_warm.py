@@ -219,8 +219,9 @@ async def test_stopping_a_forked_provider_kills_its_whole_group(
     assert await app.gone()
     assert await grandchild.gone()
     if how == "service_stop":
-        # SIGTERM: the server stopped by itself, as a cold one does.
-        assert service.returncode == 0
+        # SIGTERM: the server stopped by itself, as a cold one does (or died
+        # of the second SIGTERM of the failed compute's own forced stop).
+        assert service.returncode in (0, -signal.SIGTERM)
 
 
 async def test_a_provider_outlives_a_closed_environment(
