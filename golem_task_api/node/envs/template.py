@@ -320,7 +320,19 @@ def prepare(app_module: str) -> tuple[ModuleType | None, str | None]:
     hazard = thread_hazard() or state_hazard()
     if hazard is not None:
         return None, hazard
+    _warm_caches()
     return app_main, None
+
+
+def _warm_caches() -> None:
+    """Fill caches every child would fill again: re's compiled patterns (argparse)."""
+    import argparse  # noqa: PLC0415 - the framework imported it already
+
+    with contextlib.suppress(BaseException):
+        parser = argparse.ArgumentParser(prog="warm-up")
+        parser.add_argument("--work-dir")
+        parser.add_argument("role")
+        parser.parse_known_args(["--work-dir", "x", "provider", "0"])
 
 
 def main(argv: list[str]) -> None:

@@ -5,12 +5,13 @@ import contextlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psutil
 
 from golem_task_api.client import ProviderAppClient, TaskApiService
 
+S = TypeVar("S", bound=TaskApiService)
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SAMPLE_APP = "tests.node.envs.sample_app"
 EXIT_TIMEOUT = 10.0
@@ -99,7 +100,7 @@ class Tracker:
         self.services: list[TaskApiService] = []
         self.watches: list[Watch] = []
 
-    def service(self, service: TaskApiService) -> TaskApiService:
+    def service(self, service: S) -> S:
         self.services.append(service)
         return service
 

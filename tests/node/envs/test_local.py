@@ -5,7 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from golem_task_api.client import LocalProcessService, ProviderAppClient, RequestorAppClient
+from golem_task_api.client import (
+    LocalProcessService,
+    ProviderAppClient,
+    RequestorAppClient,
+    TaskApiService,
+)
 from golem_task_api.errors import TaskApiError
 from golem_task_api.node.envs import AppSpec, LocalEnvironment, WarmStartEnvironment
 from tests.node.envs.conftest import make_app
@@ -50,6 +55,7 @@ async def test_a_stop_kills_the_group_of_a_cold_provider(
     """Also the cold fallback of the warm-start environment (an opted-out app)."""
     warm = WarmStartEnvironment(tmp_path / "logs")
     try:
+        service: TaskApiService
         if env_kind == "local":
             service = LocalEnvironment(tmp_path / "logs").service(sample_app, tmp_path, "provider")
         else:
