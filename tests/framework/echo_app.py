@@ -16,6 +16,7 @@ Provider params (all optional):
     (keep_output: the child inherits the app's stdout and stderr)
   orphan: start such a child (with the app's stdout), then compute as usual
   output: return this path as it is (no file is written)
+  print: write this many characters to stdout, without a newline
   raise: raise RuntimeError with this message
   otherwise: write {subtask_id}/result.txt and return its relative path.
 """
@@ -232,6 +233,10 @@ class EchoProvider(ProviderAppHandler):
         except asyncio.CancelledError:
             self.cancelled.set()
             raise
+        if "print" in params:
+            # output without a newline, as progress bars with \r write it
+            sys.stdout.write("\r" + "#" * int(params["print"]))
+            sys.stdout.flush()
         if "raise" in params:
             raise RuntimeError(params["raise"])
         if "output" in params:
