@@ -16,6 +16,7 @@ Provider params (all optional):
     (keep_output: the child inherits the app's stdout and stderr)
   orphan: start such a child (with the app's stdout), then compute as usual
   output: return this path as it is (no file is written)
+  block_thread: create this file, then block in Executor.run (uninterruptible)
   print: write this many characters to stdout, without a newline
   raise: raise RuntimeError with this message
   otherwise: write {subtask_id}/result.txt and return its relative path.
@@ -230,6 +231,10 @@ class EchoProvider(ProviderAppHandler):
                 await asyncio.Event().wait()  # until cancelled
             if "hold" in params:
                 await _hold_until(params["hold"])
+            if "block_thread" in params:
+                # blocking work that cannot be interrupted (a C library call)
+                _touch(params["block_thread"])
+                await Executor.run(time.sleep, HOLD_LIMIT * 10)
         except asyncio.CancelledError:
             self.cancelled.set()
             raise

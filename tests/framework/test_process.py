@@ -197,6 +197,26 @@ async def test_compute_returns_promptly_when_a_child_holds_stdout(
             await bounded(compute, "compute")
 
 
+async def test_shutdown_while_a_thread_blocks(processes, prov_task_dir, tmp_path) -> None:
+    """Blocking work in Executor.run cannot be cancelled: the app exits all the same."""
+    entered = tmp_path / "entered"
+    service = processes(prov_task_dir)
+    _port, channel = await start_raw(service, "provider")
+    pid = service.pid
+    async with channel:
+        stub = pb_grpc.ProviderAppStub(channel)
+        compute = asyncio.ensure_future(
+            stub.Compute(compute_request(block_thread=str(entered)), timeout=BOUND)
+        )
+        await poll(entered.exists, "the blocking work to start")
+        await stub.Shutdown(pb.ShutdownRequest(), timeout=BOUND)
+        code, details = await status_of_call(compute)
+        assert code == C.UNAVAILABLE, (code, details)
+    # on_before_shutdown waits up to 5 s for the thread, then the app exits anyway
+    assert await exit_code(service) == 0, service.output_tail()
+    await nothing_left(pid)
+
+
 # -- signals ------------------------------------------------------------------
 
 

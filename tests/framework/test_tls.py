@@ -85,6 +85,19 @@ async def test_our_clients_over_tls(certs, tmp_path) -> None:
     assert await provider.compute("t1", "s1", {}) == Path("s1/result.txt")
 
 
+async def test_app_process_over_tls(certs, processes) -> None:
+    """The command line picks the TLS files up from the work dir."""
+    client_tls = tls.create_client_ssl_context(certs["client"], certs["server"])
+    service = processes(certs["server"])
+    client = await RequestorAppClient.create(service, port=0, ssl_context=client_tls)
+    try:
+        assert await client.run_benchmark() == BENCHMARK_SCORE
+        assert "(mutual TLS)" in service.output_tail()
+    finally:
+        await bounded(client.shutdown(), "shutdown")
+    assert service.returncode == 0
+
+
 @pytest.mark.parametrize("who", ["plaintext", "no certificate", "wrong certificate"])
 async def test_other_clients_are_refused(servers, certs, who: str) -> None:
     server = await servers.requestor(certs["server"], EchoRequestor())
