@@ -109,7 +109,8 @@ def thread_hazard() -> str | None:
     if count <= 1:
         return None
     names = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
-    which = f"Python threads {', '.join(names)}" if names else "native threads only"
+    which = (f"Python threads {', '.join(names)}" if names
+             else "native threads only: did importing the app start gRPC?")
     return f"the template has {count} threads ({which}); forking it is unsafe"
 
 

@@ -1,6 +1,7 @@
 """The sandbox: no network but its own loopback, only its dirs writable, still served."""
 
 import asyncio
+import shutil
 import socket
 import uuid
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from golem_task_api.client import ProviderAppClient, RequestorAppClient
 from golem_task_api.errors import TaskApiError
 from golem_task_api.node.envs import AppSpec, LocalEnvironment, SandboxEnvironment
 from golem_task_api.node.envs.sandbox import SandboxService, probe_backend
+from golem_task_api.ssl import create_client_ssl_context, generate_certificates
 from tests.node.envs.helpers import (
     Fifo,
     Tracker,
@@ -164,3 +166,20 @@ async def test_availability_says_what_is_missing(
     assert not available
     assert "bwrap is not installed" in available.reason
     assert "unshare is not installed" in available.reason
+
+
+async def test_mutual_tls_works_over_the_unix_socket(
+    sandbox: SandboxEnvironment, sample_app: AppSpec, tmp_path: Path, tracker: Tracker
+) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("generating certificates needs openssl")
+    task, node = tmp_path / "task", tmp_path / "node"
+    generate_certificates(task, node)
+    tls = create_client_ssl_context(node, task)
+    assert tls is not None
+    service = sandboxed(sandbox, sample_app, task, tracker)
+    client = await ProviderAppClient.create(service, tls, port=0)
+    output = await client.compute("task", "s1", {})
+    await client.shutdown()
+    assert (task / output).is_file()
+    assert "mutual TLS" in service.output_tail()

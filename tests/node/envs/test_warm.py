@@ -3,7 +3,9 @@
 import asyncio
 import logging
 import os
+import shutil
 import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +21,10 @@ from golem_task_api.client import (
 )
 from golem_task_api.errors import AppError, TaskApiError
 from golem_task_api.node.envs import AppSpec, WarmProcessService, WarmStartEnvironment
-from golem_task_api.node.envs.template import thread_hazard
+from golem_task_api.node.envs.template import state_hazard, thread_hazard
 from golem_task_api.proto import golem_task_api_pb2 as pb
 from golem_task_api.proto import golem_task_api_pb2_grpc as pb_grpc
+from golem_task_api.ssl import create_client_ssl_context, generate_certificates
 from tests.node.envs.conftest import make_app
 from tests.node.envs.helpers import Fifo, Tracker, compute_once, read_result
 
@@ -295,14 +298,20 @@ async def test_the_grpc_hazard_is_named(
     warm_env: WarmStartEnvironment, app_env: dict[str, str]
 ) -> None:
     reason = await warm_env.warm_up(make_app("tests.node.envs.grpc_import_app", app_env))
+    assert reason is not None and "gRPC" in reason
+
+
+def test_state_hazard_sees_a_grpc_channel() -> None:
+    channel = grpc.insecure_channel("127.0.0.1:9")
+    try:
+        reason = state_hazard()
+    finally:
+        channel.close()
     assert reason is not None
-    assert "gRPC" in reason or "threads" in reason
+    assert "gRPC" in reason or "event loop" in reason
 
 
 def test_thread_hazard_sees_a_running_thread() -> None:
-    release = asyncio.Event()  # any object: the thread only needs to live a moment
-    import threading  # noqa: PLC0415
-
     stop = threading.Event()
     thread = threading.Thread(target=stop.wait, name="busy")
     thread.start()
@@ -312,7 +321,6 @@ def test_thread_hazard_sees_a_running_thread() -> None:
         stop.set()
         thread.join()
     assert reason is not None and "busy" in reason
-    assert not release.is_set()
 
 
 async def test_a_dead_template_falls_back_once_and_is_restarted(
@@ -356,3 +364,21 @@ async def test_requestors_start_cold_and_work(
     finally:
         await client.shutdown()
     assert not service.running()
+
+
+async def test_a_forked_provider_serves_mutual_tls(
+    warm_env: WarmStartEnvironment, sample_app: AppSpec, tmp_path: Path, tracker: Tracker
+) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("generating certificates needs openssl")
+    task, node = tmp_path / "task", tmp_path / "node"
+    generate_certificates(task, node)
+    tls = create_client_ssl_context(node, task)
+    assert tls is not None
+    service = warm_service(warm_env, sample_app, task, tracker)
+    client = await ProviderAppClient.create(service, tls, port=0)
+    assert service.mode == "warm"
+    output = await client.compute("task", "s1", {})
+    await client.shutdown()
+    assert (task / output).is_file()
+    assert "mutual TLS" in service.output_tail()
