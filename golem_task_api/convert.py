@@ -55,9 +55,16 @@ def subtask_from_reply(reply: pb.NextSubtaskReply) -> Subtask | None:
     )
 
 
+# A verdict's reason is for people; a huge one is cut, not an error.
+MAX_REASON = 64 * 1024
+
+
 def verify_to_reply(result: VerifyResult, reason: str | None) -> pb.VerifyReply:
+    reason = reason or ""
+    if len(reason) > MAX_REASON:
+        reason = reason[: MAX_REASON - 1] + "…"
     return pb.VerifyReply(
-        result=pb.VerifyReply.VerifyResult.ValueType(result.value), reason=reason or ""
+        result=pb.VerifyReply.VerifyResult.ValueType(result.value), reason=reason
     )
 
 

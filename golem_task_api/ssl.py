@@ -11,9 +11,7 @@ The functions keep the original names, but return gRPC credentials holders
 """
 
 import logging
-import shutil
 import ssl
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,6 +162,8 @@ def generate_certificates(
     The server dir gets the server key and certificate and a copy of the
     client certificate; the client dir gets the client key and certificate.
     """
+    import shutil  # noqa: PLC0415 - only here: app start-up does not need them
+    import subprocess  # noqa: PLC0415
     openssl = shutil.which("openssl")
     if openssl is None:
         raise TlsConfigError("generating certificates needs the openssl command")

@@ -22,6 +22,9 @@ START_TIMEOUT = 30.0
 STOP_GRACE = 5.0
 # Kept in memory for error messages when no log file is given.
 _TAIL_LINES = 200
+_CHUNK = 65536
+# Longer lines are cut (in the tail and the log), never a reason to stop reading.
+_MAX_LINE = 16384
 
 
 class LocalProcessService(TaskApiService):
@@ -117,18 +120,21 @@ class LocalProcessService(TaskApiService):
     async def _read_output(
         self, process: asyncio.subprocess.Process, announced: "asyncio.Future[int]"
     ) -> None:
+        # In chunks, not lines: an app may write a very long line (a progress
+        # bar redrawn with \r) and must never block on a pipe nobody reads.
         assert process.stdout is not None
-        async for raw in process.stdout:
-            line = raw.decode("utf-8", "replace")
-            if not announced.done():
-                info = parse_announce_line(line.rstrip("\n"))
-                if info is not None and isinstance(info.get("port"), int):
-                    announced.set_result(int(info["port"]))  # type: ignore[call-overload]
-                    continue
-            self._tail.append(line)
-            if self._log_file is not None:
-                self._log_file.write(line)
-                self._log_file.flush()
+        pending = b""
+        while chunk := await process.stdout.read(_CHUNK):
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for raw in lines:
+                self._take_line(raw.decode("utf-8", "replace") + "\n", announced)
+            if len(pending) > _MAX_LINE:
+                self._take_line(pending[:_MAX_LINE].decode("utf-8", "replace") + " [...]\n",
+                                announced)
+                pending = b""
+        if pending:
+            self._take_line(pending.decode("utf-8", "replace") + "\n", announced)
         await process.wait()
         if not announced.done():
             announced.set_exception(
@@ -137,6 +143,17 @@ class LocalProcessService(TaskApiService):
                     f" its output:\n{self.output_tail()}"
                 )
             )
+
+    def _take_line(self, line: str, announced: "asyncio.Future[int]") -> None:
+        if not announced.done():
+            info = parse_announce_line(line.rstrip("\n"))
+            if info is not None and isinstance(info.get("port"), int):
+                announced.set_result(int(info["port"]))  # type: ignore[call-overload]
+                return
+        self._tail.append(line)
+        if self._log_file is not None:
+            self._log_file.write(line)
+            self._log_file.flush()
 
     async def stop(self) -> None:
         """SIGTERM to the process group, SIGKILL after the grace period."""

@@ -43,9 +43,11 @@ class ComputationProgress:
     `file_dir`: where the progress file's private directory goes (default:
     the temporary directory; give the task's work dir where nothing else is
     writable). `progress_file=False`: report() only, no file, no environment
-    change. The environment variable is set in os.environ, which is one per
-    process: right for the one-shot provider process, wrong for two
-    computations at once in one process.
+    change. `watch=False`: the file is made and named in the environment (a
+    child may write to it) but not read: for a computation nobody watches.
+    The environment variable is set in os.environ, which is one per process:
+    right for the one-shot provider process, wrong for two computations at
+    once in one process.
     """
 
     def __init__(
@@ -53,6 +55,7 @@ class ComputationProgress:
         tracker: ProgressTracker | None = None,
         *,
         progress_file: bool = True,
+        watch: bool = True,
         file_dir: str | os.PathLike[str] | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         inotify: bool | None = None,
@@ -60,6 +63,7 @@ class ComputationProgress:
         self.tracker = ProgressTracker() if tracker is None else tracker
         self.path: Path | None = None
         self._use_file = progress_file
+        self._watch = watch
         self._file_dir = file_dir
         self._poll_interval = poll_interval
         self._inotify = inotify
@@ -94,6 +98,8 @@ class ComputationProgress:
             return
         self._cleanup.callback(remove_progress_file, self.path)
         self._cleanup.enter_context(progress_file_env(self.path))
+        if not self._watch:
+            return
         self._watcher = ProgressFileWatcher(
             self.path, self.tracker, poll_interval=self._poll_interval, inotify=self._inotify
         )

@@ -17,12 +17,15 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
-from golem_task_api.progress import _inotify
 from golem_task_api.progress.fileformat import parse_line
 from golem_task_api.progress.tail import LineTooLong, TailReader
 from golem_task_api.progress.tracker import ProgressTracker
 from golem_task_api.progress.value import ProgressValue
+
+if TYPE_CHECKING:
+    from golem_task_api.progress import _inotify
 
 GOLEM_PROGRESS_FILE = "GOLEM_PROGRESS_FILE"
 DEFAULT_POLL_INTERVAL = 0.05
@@ -147,6 +150,10 @@ class ProgressFileWatcher:
         self._read(force=True)
 
     def _start_inotify(self) -> None:
+        # ctypes only when a watch is needed: a one-shot provider nobody
+        # watches never pays for it.
+        from golem_task_api.progress import _inotify  # noqa: PLC0415
+
         assert self._loop is not None
         self._inotify = _inotify.Inotify(self.path.parent)
         self._loop.add_reader(self._inotify.fd, self._on_events)
@@ -194,6 +201,8 @@ class ProgressFileWatcher:
         self._read()
 
     def _on_events(self) -> None:
+        from golem_task_api.progress import _inotify  # noqa: PLC0415 - loaded by _start_inotify
+
         assert self._inotify is not None
         relevant = False
         name = os.fsencode(self.path.name)

@@ -118,6 +118,9 @@ class AppServer:
     def _before_stop(self) -> None:
         """Hook: a server may cancel its own work here."""
 
+    def _after_stop(self) -> None:
+        """Hook: no call runs any more; release what the calls used."""
+
     async def _stop(self, grace: float | None) -> None:
         self.gate.closed = True
         self._lifecycle.request_shutdown()
@@ -127,6 +130,7 @@ class AppServer:
         await self._lifecycle.on_before_shutdown()
         if self._server is not None:
             await self._server.stop(self._grace if grace is None else grace)
+        self._after_stop()
         logger.info("%s stopped", self.service_name)
         await self._lifecycle.on_after_shutdown()
 

@@ -43,16 +43,16 @@ class ProviderAppServicer:
             )
         self._claimed_by = method
 
-    def _start(self, method: str, work: Coroutine[Any, Any, T]) -> tuple[
-        ComputationProgress, "asyncio.Task[T]"
-    ]:
+    def _start(
+        self, method: str, work: Coroutine[Any, Any, T], *, watched: bool = False
+    ) -> tuple[ComputationProgress, "asyncio.Task[T]"]:
         """Run the one request as a tracked task that stop() can cancel."""
         try:
             self._claim(method)
         except BaseException:
             work.close()
             raise
-        progress = ComputationProgress()
+        progress = ComputationProgress(watch=watched)
         task = progress.start(work)
         self._work = task
         # One request, then the server goes: whatever its outcome.
@@ -99,7 +99,9 @@ class ProviderAppServicer:
         self, request: pb.ComputeWithProgressRequest, context: Any
     ) -> AsyncIterator[pb.ComputeEvent]:
         throttle = Throttle.from_proto(request.progress if request.HasField("progress") else None)
-        progress, task = self._start("ComputeWithProgress", self.compute(request.compute))
+        progress, task = self._start(
+            "ComputeWithProgress", self.compute(request.compute), watched=True
+        )
         try:
             # Ends after the terminal event: SUCCEEDED, FAILED or CANCELLED.
             async for event in progress.subscribe(throttle):

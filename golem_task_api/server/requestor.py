@@ -3,7 +3,7 @@
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from golem_task_api import convert
 from golem_task_api.dirutils import RequestorDir, RequestorTaskDir
@@ -12,15 +12,37 @@ from golem_task_api.errors import (
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
+    ResourceExhausted,
 )
 from golem_task_api.handlers import AppLifecycleHandler, RequestorAppHandler
 from golem_task_api.progress import ProgressTracker, Throttle
 from golem_task_api.proto import golem_task_api_pb2 as pb
-from golem_task_api.server.app_server import DEFAULT_GRACE, DEFAULT_HOST, AppServer
+from golem_task_api.server.app_server import (
+    DEFAULT_GRACE,
+    DEFAULT_HOST,
+    MAX_MESSAGE_BYTES,
+    AppServer,
+)
 from golem_task_api.server.registration import register_servicer
 from golem_task_api.server.rpc import CallGate, rpc, rpc_stream
 from golem_task_api.server.task_records import SETTLED, SubtaskState, TaskRecord, TaskRecords
 from golem_task_api.validation import check_id, parse_params, resolve_inside
+
+Reply = TypeVar("Reply", pb.CreateTaskReply, pb.NextSubtaskReply)
+
+# Ids are checked once and their dirs kept, up to this many tasks.
+_TASK_DIR_CACHE = 100_000
+
+def fits(reply: Reply) -> Reply:
+    """`reply`, if gRPC can send it: checked before its effect is recorded."""
+    size = reply.ByteSize()
+    if size > MAX_MESSAGE_BYTES:
+        raise ResourceExhausted(
+            f"the app's {type(reply).__name__} is {size} bytes, over the"
+            f" {MAX_MESSAGE_BYTES}-byte message limit"
+        )
+    return reply
+
 
 _VERDICT_STATE = {
     VerifyResult.SUCCESS: SubtaskState.VERIFIED,
@@ -43,7 +65,20 @@ class RequestorAppServicer:
         self.gate = gate
         # What the app reports for each task (report() in its handlers).
         self._progress: dict[str, ProgressTracker] = {}
+        self._task_dirs: dict[str, RequestorTaskDir] = {}
         self._watches: set[asyncio.Task[Any]] = set()
+
+    def _task_dir(self, task_id: str) -> RequestorTaskDir:
+        """The (checked) dir of a task, made once per task id: on the hot path."""
+        task_dir = self._task_dirs.get(task_id)
+        if task_dir is None:
+            task_dir = self._work_dir.task_dir(task_id)
+            if len(self._task_dirs) < _TASK_DIR_CACHE:
+                self._task_dirs[task_id] = task_dir
+        return task_dir
+
+    def close(self) -> None:
+        self._records.files.close_all()
 
     def _tracker(self, record: TaskRecord) -> ProgressTracker:
         tracker = self._progress.get(record.task_id)
@@ -71,7 +106,7 @@ class RequestorAppServicer:
 
     @rpc
     async def CreateTask(self, request: pb.CreateTaskRequest, context: Any) -> pb.CreateTaskReply:
-        task_dir = self._work_dir.task_dir(request.task_id)
+        task_dir = self._task_dir(request.task_id)
         if request.max_subtasks_count < 1:
             raise InvalidArgument(
                 f"max_subtasks_count must be at least 1, got {request.max_subtasks_count}"
@@ -85,14 +120,14 @@ class RequestorAppServicer:
                 task = await self._handler.create_task(
                     task_dir, request.max_subtasks_count, params
                 )
-            # Inside: a task whose reply cannot be made is not created.
-            return convert.task_to_reply(task)
+            # Inside: a task whose reply cannot be made or sent is not created.
+            return fits(convert.task_to_reply(task))
 
     @rpc
     async def NextSubtask(
         self, request: pb.NextSubtaskRequest, context: Any
     ) -> pb.NextSubtaskReply:
-        task_dir = self._work_dir.task_dir(request.task_id)
+        task_dir = self._task_dir(request.task_id)
         subtask_id = check_id("subtask_id", request.subtask_id)
         record = self._records.get(request.task_id)
         record.check_active()
@@ -105,7 +140,7 @@ class RequestorAppServicer:
                 subtask = await self._handler.next_subtask(
                     task_dir, subtask_id, request.opaque_node_id
                 )
-            reply = convert.subtask_to_reply(subtask)
+            reply = fits(convert.subtask_to_reply(subtask))
             if subtask is not None:
                 for resource in subtask.resources:
                     resolve_inside(task_dir.subtask_inputs_dir, resource, "resource")
@@ -114,7 +149,7 @@ class RequestorAppServicer:
 
     @rpc
     async def Verify(self, request: pb.VerifyRequest, context: Any) -> pb.VerifyReply:
-        task_dir = self._work_dir.task_dir(request.task_id)
+        task_dir = self._task_dir(request.task_id)
         subtask_id = check_id("subtask_id", request.subtask_id)
         record = self._records.get(request.task_id)
         record.check_active()
@@ -139,7 +174,7 @@ class RequestorAppServicer:
     async def DiscardSubtasks(
         self, request: pb.DiscardSubtasksRequest, context: Any
     ) -> pb.DiscardSubtasksReply:
-        task_dir = self._work_dir.task_dir(request.task_id)
+        task_dir = self._task_dir(request.task_id)
         record = self._records.get(request.task_id)
         record.check_active()
         subtask_ids = [check_id("subtask_id", s) for s in request.subtask_ids]
@@ -169,7 +204,7 @@ class RequestorAppServicer:
     async def HasPendingSubtasks(
         self, request: pb.HasPendingSubtasksRequest, context: Any
     ) -> pb.HasPendingSubtasksReply:
-        task_dir = self._work_dir.task_dir(request.task_id)
+        task_dir = self._task_dir(request.task_id)
         record = self._records.get(request.task_id)
         # An aborted task has nothing left to hand out.
         pending = not record.aborted and await self._complete_if_done(record, task_dir)
@@ -177,7 +212,7 @@ class RequestorAppServicer:
 
     @rpc
     async def AbortTask(self, request: pb.AbortTaskRequest, context: Any) -> pb.AbortTaskReply:
-        task_dir = self._work_dir.task_dir(request.task_id)
+        task_dir = self._task_dir(request.task_id)
         record = self._records.get(request.task_id)
         if not record.aborted:
             with self._tracker(record).bind():
@@ -190,7 +225,7 @@ class RequestorAppServicer:
     async def AbortSubtask(
         self, request: pb.AbortSubtaskRequest, context: Any
     ) -> pb.AbortSubtaskReply:
-        task_dir = self._work_dir.task_dir(request.task_id)
+        task_dir = self._task_dir(request.task_id)
         subtask_id = check_id("subtask_id", request.subtask_id)
         record = self._records.get(request.task_id)
         state = record.subtask(subtask_id)
@@ -253,6 +288,9 @@ class RequestorAppServer(AppServer):
 
     def _before_stop(self) -> None:
         self.servicer.end_watches()
+
+    def _after_stop(self) -> None:
+        self.servicer.close()
 
 
 __all__ = ["RequestorAppServer", "RequestorAppServicer"]

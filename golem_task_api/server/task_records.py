@@ -6,6 +6,7 @@ app was restarted on the same work dir. It is an append-only JSON-lines log
 (one short write per change, no rewrite), read back once per task.
 """
 
+import collections
 import contextlib
 import enum
 import json
@@ -36,9 +37,11 @@ SETTLED = frozenset({SubtaskState.VERIFIED, SubtaskState.FAILED})
 
 
 class TaskRecord:
-    def __init__(self, task_id: str, path: Path) -> None:
+    def __init__(self, task_id: str, path: Path, files: "RecordFiles") -> None:
         self.task_id = task_id
         self.path = path
+        self.fd: int | None = None
+        self._files = files
         self.aborted = False
         # Nothing pending and nothing in flight: the outputs are complete.
         self.completed = False
@@ -48,8 +51,8 @@ class TaskRecord:
         self.busy: set[str] = set()
 
     @classmethod
-    def load(cls, task_id: str, path: Path) -> "TaskRecord":
-        record = cls(task_id, path)
+    def load(cls, task_id: str, path: Path, files: "RecordFiles") -> "TaskRecord":
+        record = cls(task_id, path, files)
         data = path.read_bytes()
         complete = data.rfind(b"\n") + 1
         if complete < len(data):
@@ -78,11 +81,8 @@ class TaskRecord:
 
     def _append(self, *entry: str) -> None:
         data = (json.dumps(entry) + "\n").encode("utf-8")
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
+        fd = self.fd if self.fd is not None else self._files.open(self)
+        os.write(fd, data)
 
     def _change(self, subtask_id: str, state: SubtaskState) -> None:
         previous = self.subtasks.get(subtask_id)
@@ -119,18 +119,55 @@ class TaskRecord:
         if self.aborted:
             raise FailedPrecondition(f"task {self.task_id!r} was aborted")
 
-    @contextlib.contextmanager
-    def hold(self, subtask_id: str, what: str) -> Iterator[None]:
+    def hold(self, subtask_id: str, what: str) -> "_Hold":
         """Refuse a second concurrent call for the same subtask."""
         if subtask_id in self.busy:
             raise FailedPrecondition(
                 f"subtask {subtask_id!r} of task {self.task_id!r} is busy: {what} already running"
             )
         self.busy.add(subtask_id)
-        try:
-            yield
-        finally:
-            self.busy.discard(subtask_id)
+        return _Hold(self.busy, subtask_id)
+
+
+class _Hold:
+    """Releases a held subtask id (a class: cheaper than a generator on the hot path)."""
+
+    __slots__ = ("_busy", "_subtask_id")
+
+    def __init__(self, busy: set[str], subtask_id: str) -> None:
+        self._busy = busy
+        self._subtask_id = subtask_id
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._busy.discard(self._subtask_id)
+
+
+class RecordFiles:
+    """Record files kept open for appending, the least recently used closed
+    beyond a bound: a long-lived app with many tasks keeps few descriptors."""
+
+    def __init__(self, limit: int = 64) -> None:
+        self._limit = limit
+        self._open: collections.OrderedDict[int, TaskRecord] = collections.OrderedDict()
+
+    def open(self, record: TaskRecord) -> int:
+        fd = os.open(record.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        record.fd = fd
+        self._open[fd] = record
+        while len(self._open) > self._limit:
+            old_fd, old = self._open.popitem(last=False)
+            old.fd = None
+            os.close(old_fd)
+        return fd
+
+    def close_all(self) -> None:
+        while self._open:
+            fd, record = self._open.popitem()
+            record.fd = None
+            os.close(fd)
 
 
 class TaskRecords:
@@ -140,6 +177,7 @@ class TaskRecords:
         self._work_dir = work_dir
         self._records: dict[str, TaskRecord] = {}
         self._creating: set[str] = set()
+        self.files = RecordFiles()
 
     def _path(self, task_id: str) -> Path:
         return self._work_dir.task_dir(task_id) / RECORD_FILE_NAME
@@ -150,7 +188,7 @@ class TaskRecords:
             return record
         path = self._path(check_id("task_id", task_id))
         try:
-            record = TaskRecord.load(task_id, path)
+            record = TaskRecord.load(task_id, path, self.files)
         except FileNotFoundError:
             raise NotFound(f"unknown task {task_id!r}: CreateTask was not called for it") from None
         self._records[task_id] = record
@@ -167,7 +205,7 @@ class TaskRecords:
         self._creating.add(task_id)
         try:
             yield
-            record = TaskRecord(task_id, self._path(task_id))
+            record = TaskRecord(task_id, self._path(task_id), self.files)
             record._append("created")
             self._records[task_id] = record
         finally:

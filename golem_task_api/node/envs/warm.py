@@ -230,9 +230,10 @@ class TemplateProcess:
                 _kill_orphan(spawned)
             fds = fds[1:]
         elif op == "refused":
+            # Only ever for a hazard that will not go away (threads).
             future = self._pending.get(request_id)
             if future is not None and not future.done():
-                future.set_exception(TemplateUnavailable(str(message.get("reason"))))
+                future.set_exception(TemplateDeclined(str(message.get("reason"))))
         elif op == "exited":
             exit_future = self._exits.pop(request_id, None)
             if exit_future is not None and not exit_future.done():
@@ -363,6 +364,8 @@ class TemplatePool:
         self.spawn_timeout = spawn_timeout
         self.max_failures = max_failures
         self._slots: dict[tuple[object, ...], _Slot] = {}
+        # Dead or declined templates, still to be waited for.
+        self._retired: list[TemplateProcess] = []
         self._closed = False
 
     @staticmethod
@@ -407,7 +410,7 @@ class TemplatePool:
         if template is not None:
             if template.ready:
                 return template
-            slot.template = None
+            self._retire(slot)
             reason = f"the warm-start template of {app.name} died ({template.death_reason})"
             logger.warning("%s: starting cold, restarting it in the background", reason)
             self._start(slot)
@@ -427,7 +430,7 @@ class TemplatePool:
         slot = self._slot(app)
         if slot.declined is None:
             if slot.template is not None and not slot.template.ready:
-                slot.template = None
+                self._retire(slot)
             if slot.template is None:
                 if slot.starting is None:
                     self._start(slot)
@@ -435,15 +438,26 @@ class TemplatePool:
         result = self._ready_or_reason(slot)
         return None if isinstance(result, TemplateProcess) else result
 
-    def notice_death(self, app: AppSpec) -> None:
-        """A fork just failed: if the template is dead, restart it in the background."""
+    def notice_failure(self, app: AppSpec, failure: TemplateUnavailable) -> None:
+        """A fork just failed: decline the app for good, or restart a dead template."""
         slot = self._slots.get(self._key(app))
-        if slot is None or slot.template is None or slot.template.ready or self._closed:
+        if slot is None or slot.template is None or self._closed:
             return
-        logger.warning("the warm-start template of %s died (%s): restarting it in the background",
-                       app.name, slot.template.death_reason)
-        slot.template = None
-        self._start(slot)
+        if isinstance(failure, TemplateDeclined):
+            slot.declined = f"warm start is off for {app.name}: {failure}"
+            logger.warning("%s; its providers start cold", slot.declined)
+            slot.template.kill()
+            self._retire(slot)
+        elif not slot.template.ready:
+            logger.warning("the warm-start template of %s died (%s): restarting it in the"
+                           " background", app.name, slot.template.death_reason)
+            self._retire(slot)
+            self._start(slot)
+
+    def _retire(self, slot: _Slot) -> None:
+        if slot.template is not None:
+            self._retired.append(slot.template)
+            slot.template = None
 
     def _ready_or_reason(self, slot: _Slot) -> TemplateProcess | str:
         if slot.template is not None and slot.template.ready:
@@ -500,11 +514,11 @@ class TemplatePool:
         for slot in self._slots.values():
             if slot.starting is not None:
                 slot.starting.cancel()
-                with contextlib.suppress(BaseException):
-                    await slot.starting
-            if slot.template is not None:
-                await slot.template.aclose()
-                slot.template = None
+                await asyncio.gather(slot.starting, return_exceptions=True)
+            self._retire(slot)
+        for template in self._retired:
+            await template.aclose()
+        self._retired.clear()
 
 
 def app_cwd(app: AppSpec) -> Path:
@@ -545,7 +559,7 @@ class WarmProcessService(ManagedProcessService):
                 launched = await self._fork(acquired, args)
             except TemplateUnavailable as exc:
                 reason = str(exc)
-                self._pool.notice_death(self._app)
+                self._pool.notice_failure(self._app, exc)
             else:
                 self.mode, self.fallback_reason = "warm", None
                 return launched
