@@ -226,7 +226,8 @@ class ComputeMarket:
                 )
         node_id = winner.node_id
         staging = self.staging_dir / f"{node_id}-{next(self._numbers)}"
-        provider = ComputeNodeProvider(node_id, self._nodes[node_id], self.offer, winner.bid, staging)
+        node = self._nodes[node_id]
+        provider = ComputeNodeProvider(node_id, node, self.offer, winner.bid, staging)
         self._committed[node_id] = self._committed[node_id] + provider.usage
         self._leases.add(provider)
         return provider
@@ -264,9 +265,6 @@ class ComputeMarket:
             ),
             return_exceptions=True,
         )
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            raise asyncio.CancelledError
         for node_id, result in zip(missing, results, strict=True):
             if isinstance(result, BaseException):
                 reason = str(result) or type(result).__name__

@@ -24,12 +24,12 @@ Created on the node) and has a staging dir laid out like a provider task dir:
 import asyncio
 import contextlib
 import logging
-import os
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from golem_task_api.constants import SUBTASK_INPUTS_DIR
 from golem_task_api.errors import InvalidArgument
 from golem_task_api.node.compute.execution import Execution
 from golem_task_api.node.compute.node import ComputeNode
@@ -50,7 +50,6 @@ from golem_task_api.node.market.tracking import ExecutionTracker, ExecutionWatch
 from golem_task_api.node.workgen.local_provider import LocalDirProvider
 from golem_task_api.node.workgen.progress import Progress, ProgressCallback
 from golem_task_api.node.workgen.provider import RunResult
-from golem_task_api.constants import SUBTASK_INPUTS_DIR
 
 logger = logging.getLogger(__name__)
 
@@ -180,7 +179,7 @@ class ComputeNodeProvider:
             await self._drop(stale.execution_id, "computed again")
         self._results[subtask_id] = execution
         task_dir = self._layout(execution_id).task_dir.resolve()
-        return os.path.relpath(execution.result_path, task_dir)
+        return execution.result_path.relative_to(task_dir).as_posix()
 
     def execution_id(self, subtask_id: str) -> str | None:
         """The execution whose result of `subtask_id` awaits its verdict."""
