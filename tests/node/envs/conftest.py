@@ -1,4 +1,5 @@
 import os
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -9,12 +10,13 @@ from tests.node.envs.helpers import REPO_ROOT, SAMPLE_APP, Tracker, children_of_
 
 
 @pytest.fixture(scope="session")
-def app_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """The apps' environment: a bytecode cache (this sandbox sets
-    PYTHONDONTWRITEBYTECODE, so every cold start would compile from source)."""
+def app_env() -> dict[str, str]:
+    """The apps' environment, with a bytecode cache kept between runs (where
+    PYTHONDONTWRITEBYTECODE is set, every app process would compile its
+    modules from source; the framework's bench does the same)."""
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env["PYTHONPYCACHEPREFIX"] = str(tmp_path_factory.mktemp("pycache"))
+    env["PYTHONPYCACHEPREFIX"] = str(Path(tempfile.gettempdir()) / "golem-task-api-test-pyc")
     env["SAMPLE_APP_MARK"] = "marked"
     return env
 

@@ -22,6 +22,7 @@ from golem_task_api.client import (
 from golem_task_api.errors import AppError, TaskApiError
 from golem_task_api.node.envs import AppSpec, WarmProcessService, WarmStartEnvironment
 from golem_task_api.node.envs.template import state_hazard, thread_hazard
+from golem_task_api.node.envs.warm import TemplateDeclined
 from golem_task_api.proto import golem_task_api_pb2 as pb
 from golem_task_api.proto import golem_task_api_pb2_grpc as pb_grpc
 from golem_task_api.ssl import create_client_ssl_context, generate_certificates
@@ -382,3 +383,40 @@ async def test_a_forked_provider_serves_mutual_tls(
     await client.shutdown()
     assert (task / output).is_file()
     assert "mutual TLS" in service.output_tail()
+
+
+async def test_a_refused_fork_declines_the_app_for_good(
+    warm_env: WarmStartEnvironment, sample_app: AppSpec, tracker: Tracker
+) -> None:
+    assert await warm_env.warm_up(sample_app) is None
+    template = warm_env.pool.template(sample_app)
+    assert template is not None and template.pid is not None
+    gone = tracker.watch(template.pid)
+    warm_env.pool.notice_failure(sample_app, TemplateDeclined("the template has 2 threads"))
+    assert await gone.gone()
+    reason = await warm_env.pool.acquire(sample_app)
+    assert reason == f"warm start is off for {sample_app.name}: the template has 2 threads"
+
+
+async def test_a_provider_that_ignores_sigterm_is_killed_after_the_grace(
+    sample_app: AppSpec, tmp_path: Path, tracker: Tracker
+) -> None:
+    env = WarmStartEnvironment(tmp_path / "logs", stop_grace=0.5)
+    try:
+        service = warm_service(env, sample_app, tmp_path / "task", tracker)
+        fifo = Fifo(tmp_path / "entered")
+        client = await ProviderAppClient.create(service, port=0)
+        assert service.mode == "warm"
+        compute = asyncio.ensure_future(client.compute(
+            "task", "s1", {"signal": str(fifo.path), "ignore_term": True, "hold": True}
+        ))
+        await fifo.line()
+        fifo.close()
+        await service.stop()
+        assert not service.running()
+        assert service.returncode == -signal.SIGKILL
+        with pytest.raises(TaskApiError):
+            await compute
+        await client.shutdown()
+    finally:
+        await env.aclose()

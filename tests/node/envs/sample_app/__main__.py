@@ -6,6 +6,7 @@ Follows the warm-start convention: `main(argv)` runs only under the
   signal: a FIFO; a line "entered PID" is written to it when compute starts
   grandchild: start a sleeping child process first (this word in its argv),
       its pid on the signal line
+  ignore_term: from now on ignore SIGTERM (the node must SIGKILL it)
   hold: then wait (cancellably) for ever
   write: try to create this file; the result says what happened
   connect: [host, port]: try a TCP connection; the result says what happened
@@ -16,6 +17,7 @@ The result file, `{subtask_id}/result.json`, describes the process.
 import asyncio
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -73,6 +75,9 @@ class SampleProvider(ProviderAppHandler):
         if "connect" in subtask_params:
             host, port = subtask_params["connect"]
             result["connect"] = _try(lambda: _connect(host, int(port)))
+        if subtask_params.get("ignore_term"):
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         line = f"entered {os.getpid()}"
         if "grandchild" in subtask_params:
             # Running (its command line set, not just forked) once it says so;
