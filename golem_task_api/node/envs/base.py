@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from golem_task_api.client.service import TaskApiService
 from golem_task_api.envs.constants import DOCKER_CPU_ENV_ID, DOCKER_GPU_ENV_ID
@@ -78,6 +78,24 @@ class AppSpec:
     @classmethod
     def from_module(cls, module: str, **kwargs: object) -> "AppSpec":
         return cls(name=module.rsplit(".", 1)[-1], module=module, **kwargs)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_definition(
+        cls, definition: "AppDefinitionLike", module: str, **kwargs: object
+    ) -> "AppSpec":
+        """From an app definition (apputils.app_definition): its name and image."""
+        image = None
+        if definition.requestor_env in DOCKER_ENV_IDS:
+            image = DockerImage.from_prerequisites(definition.requestor_prereq)
+        return cls(name=definition.name, module=module, image=image, **kwargs)  # type: ignore[arg-type]
+
+
+class AppDefinitionLike(Protocol):
+    """What `AppSpec.from_definition` reads of an app definition."""
+
+    name: str
+    requestor_env: str
+    requestor_prereq: dict[str, str]
 
 
 @dataclass(frozen=True)

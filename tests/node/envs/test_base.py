@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from golem_task_api.apputils.app_definition import AppDefinition
 from golem_task_api.client import TaskApiService
 from golem_task_api.node.envs import (
     AppSpec,
@@ -123,3 +124,14 @@ async def test_the_real_environments_in_a_nodes_order(tmp_path: Path) -> None:
     finally:
         for env in envs:
             await env.aclose()
+
+
+def test_an_app_spec_from_an_app_definition() -> None:
+    definition = AppDefinition(
+        name="tutorial", requestor_env="docker_cpu",
+        requestor_prereq={"image": "golemfactoryapps/tutorial", "tag": "1.0"},
+        max_benchmark_score=1.0,
+    )
+    app = AppSpec.from_definition(definition, "apps.tutorial", warm_start=False)
+    assert app == AppSpec(name="tutorial", module="apps.tutorial",
+                          image=DockerImage("golemfactoryapps/tutorial", "1.0"), warm_start=False)
