@@ -121,6 +121,10 @@ class EchoRequestor(RequestorAppHandler):
     ) -> Task:
         await self._enter("create_task", task_work_dir.name)
         _touch(task_params.get("entered"))
+        if "journal" in task_params:
+            # a file the app keeps open (buffered, never flushed by the app)
+            self.journal = open(task_params["journal"], "a")  # noqa: SIM115
+            self.journal.write(f"created {task_work_dir.name}\n")
         hold = task_params.get("hold")
         if hold:
             await Executor.run(_wait_for_file, hold)
