@@ -6,6 +6,7 @@ FAILED_PRECONDITION answers must be the same as before it.
 """
 
 import grpc
+import psutil
 import pytest
 
 from golem_task_api.proto import golem_task_api_pb2 as pb
@@ -180,3 +181,33 @@ async def test_changes_after_a_torn_line_survive_the_next_restart(app: Requestor
     assert await app.code(
         "NextSubtask", task_id="t1", subtask_id="s1", opaque_node_id="n"
     ) == C.ALREADY_EXISTS
+
+
+async def test_many_tasks_keep_few_files_open_and_lose_nothing(app: Requestor) -> None:
+    """Records of many tasks: descriptors stay bounded, every change is on disk."""
+    process = psutil.Process()
+    baseline = process.num_fds()
+    count = 100
+    for i in range(count):
+        await app.call("CreateTask", **create(f"t{i}", 2))
+        await app.call("NextSubtask", task_id=f"t{i}", subtask_id="s1", opaque_node_id="n")
+    for i in range(count):  # once more, after older files were closed
+        await app.call("NextSubtask", task_id=f"t{i}", subtask_id="s2", opaque_node_id="n")
+    assert process.num_fds() - baseline < 100
+    await app.restart()
+    for i in (0, 1, count // 2, count - 1):
+        for subtask_id in ("s1", "s2"):
+            assert await app.code(
+                "NextSubtask", task_id=f"t{i}", subtask_id=subtask_id, opaque_node_id="n"
+            ) == C.ALREADY_EXISTS
+
+
+async def test_restarts_do_not_leak_descriptors(app: Requestor) -> None:
+    process = psutil.Process()
+    await app.call("CreateTask", **create("t0", 100))
+    await app.restart()
+    baseline = process.num_fds()
+    for i in range(20):
+        await app.call("NextSubtask", task_id="t0", subtask_id=f"s{i}", opaque_node_id="n")
+        await app.restart()
+    assert process.num_fds() - baseline < 10
