@@ -11,7 +11,7 @@ from golem_task_api.node.compute.config import ComputeNodeConfig
 from golem_task_api.node.compute.node import ComputeNode
 from golem_task_api.node.compute.publisher import Publisher
 from golem_task_api.node.compute.taskapi_benchmark import TaskApiBenchmark
-from golem_task_api.node.compute.taskapi_runner import TaskApiRunner
+from golem_task_api.node.compute.taskapi_runner import DEFAULT_UPDATE_INTERVAL, TaskApiRunner
 from golem_task_api.node.compute.taskapi_services import ProviderServices
 
 BENCHMARKS_DIR = "benchmarks"
@@ -27,12 +27,14 @@ def taskapi_compute_node(
     capacity: CapacityConfig | None = None,
     callbacks: Sequence[Callback] = (),
     publisher: Publisher | None = None,
+    update_interval: float = DEFAULT_UPDATE_INTERVAL,
     **config_options: Any,
 ) -> ComputeNode:
     """A `ComputeNode` (not started) whose runs and benchmarks are Task API provider apps.
 
     Capacity: `capacity` if given, else this machine's, with `slots` CPU
-    slots and `memory_mib` if given. The node bids only for apps of
+    slots and `memory_mib` if given. `update_interval`: how often the apps
+    report progress. The node bids only for apps of
     `registry` (default: the bundled apps) and, unless `environments` is in
     `config_options`, for the env ids its environments can run.
     `config_options` are the other fields of `ComputeNodeConfig`.
@@ -49,7 +51,7 @@ def taskapi_compute_node(
     config = ComputeNodeConfig(Path(work_dir), capacity=capacity, **config_options)
     return ComputeNode(
         config,
-        TaskApiRunner(registry, services),
+        TaskApiRunner(registry, services, update_interval=update_interval),
         callbacks=callbacks,
         publisher=publisher,
         benchmark_source=TaskApiBenchmark(registry, config.work_dir / BENCHMARKS_DIR, services),

@@ -42,6 +42,8 @@ from golem_task_api.validation import check_id
 logger = logging.getLogger(__name__)
 
 S = ExecutionState
+# How long `aclose` waits for accepted results to be published.
+PUBLISH_WAIT = 60.0
 
 
 class ComputeMarket:
@@ -147,6 +149,12 @@ class ComputeMarket:
             self._past.extend((provider.id, e) for e in provider.execution_ids)
         for node_id, execution_id in self._past:
             await self._withdraw(node_id, execution_id, "the requestor's market closed")
+        # Accepted results still being published: the task is over once they are.
+        for node_id, execution_id in self._past:
+            node = self._nodes[node_id]
+            with contextlib.suppress(ExecutionNotFound, RuntimeError, TimeoutError):
+                if node.get_execution(execution_id).state is S.PUBLISHING:
+                    await node.wait_for(execution_id, timeout=PUBLISH_WAIT)
         await asyncio.to_thread(shutil.rmtree, self.staging_dir, ignore_errors=True)
 
     async def __aenter__(self) -> Self:
