@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import shutil
 from collections.abc import Mapping, Set
 from pathlib import Path
 from types import TracebackType
@@ -155,7 +154,9 @@ class ComputeMarket:
             with contextlib.suppress(ExecutionNotFound, RuntimeError, TimeoutError):
                 if node.get_execution(execution_id).state is S.PUBLISHING:
                     await node.wait_for(execution_id, timeout=PUBLISH_WAIT)
-        await asyncio.to_thread(shutil.rmtree, self.staging_dir, ignore_errors=True)
+        # Each lease removed its own dir; the staging dir may be shared.
+        with contextlib.suppress(OSError):
+            self.staging_dir.rmdir()
 
     async def __aenter__(self) -> Self:
         return self

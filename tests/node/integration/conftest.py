@@ -1,5 +1,6 @@
 """Fixtures: compute nodes running real provider processes, and a tutorial requestor."""
 
+import json
 import random
 import shutil
 from collections.abc import AsyncIterator, Sequence
@@ -72,11 +73,8 @@ class TutorialTask:
         return pow.search(DATA, 0, self.search_space, DIFFICULTY)
 
     def result(self) -> list[int]:
-        import json
-
-        nonces: list[int] = json.loads((self.task_dir.task_outputs_dir / "result.json").read_text())[
-            "nonces"
-        ]
+        merged = json.loads((self.task_dir.task_outputs_dir / "result.json").read_text())
+        nonces: list[int] = merged["nonces"]
         return nonces
 
     async def verify(self, spec: SubtaskSpec, result: SubtaskResult) -> tuple[bool, str]:

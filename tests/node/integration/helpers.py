@@ -54,46 +54,65 @@ def sleepy_offer(task_id: str = "nap", **options: object) -> Offer:
 
 
 class Recorder(Callback):
-    """Every event of a node, and futures for the first of each kind per execution."""
+    """Every event of a node; futures for the first of each kind per execution,
+    and for the first progress value in a given unit (the app at work: the
+    very first value, 0/?, can come before the app's code runs)."""
 
     def __init__(self) -> None:
         self.events: list[ComputeEvent] = []
-        self._waiters: dict[tuple[str, type], asyncio.Future[ComputeEvent]] = {}
-        self.on_first_progress: Callable[[ExecutionProgress], None] | None = None
+        self._waiters: dict[tuple[str, object], asyncio.Future[ComputeEvent]] = {}
         self.progress: dict[str, list[ExecutionProgress]] = defaultdict(list)
+        # Called with the first progress value of each execution in `unit`.
+        self.on_working: Callable[[ExecutionProgress], None] | None = None
+        self.unit = ""
 
-    def _future(self, execution_id: str, kind: type) -> "asyncio.Future[ComputeEvent]":
-        key = (execution_id, kind)
-        if key not in self._waiters:
-            self._waiters[key] = asyncio.get_running_loop().create_future()
-        return self._waiters[key]
+    def _future(self, execution_id: str, key: object) -> "asyncio.Future[ComputeEvent]":
+        if (execution_id, key) not in self._waiters:
+            self._waiters[execution_id, key] = asyncio.get_running_loop().create_future()
+        return self._waiters[execution_id, key]
 
-    def _record(self, execution_id: str, event: ComputeEvent) -> None:
-        self.events.append(event)
-        future = self._future(execution_id, type(event))
-        if not future.done():
-            future.set_result(event)
+    def _record(self, execution_id: str, event: ComputeEvent, key: object = None) -> bool:
+        """Whether this was the first event under `key` (default: its kind)."""
+        future = self._future(execution_id, type(event) if key is None else key)
+        if future.done():
+            return False
+        future.set_result(event)
+        return True
 
     async def wait(self, execution_id: str, kind: type) -> ComputeEvent:
         return await asyncio.wait_for(asyncio.shield(self._future(execution_id, kind)), BOUND)
 
+    async def working(self, execution_id: str, unit: str) -> ExecutionProgress:
+        """The first progress value in `unit` of an execution."""
+        event = await asyncio.wait_for(
+            asyncio.shield(self._future(execution_id, ("unit", unit))), BOUND
+        )
+        assert isinstance(event, ExecutionProgress)
+        return event
+
     async def on_progress(self, event: ExecutionProgress) -> None:
-        first = not self.progress[event.execution_id]
+        self.events.append(event)
         self.progress[event.execution_id].append(event)
-        if first and self.on_first_progress is not None:
-            self.on_first_progress(event)
         self._record(event.execution_id, event)
+        unit = event.update.unit
+        first = bool(unit) and self._record(event.execution_id, event, ("unit", unit))
+        if first and unit == self.unit and self.on_working is not None:
+            self.on_working(event)
 
     async def on_run_complete(self, event: RunComplete) -> None:
+        self.events.append(event)
         self._record(event.execution.execution_id, event)
 
     async def on_compute_failure(self, event: ComputeFailure) -> None:
+        self.events.append(event)
         self._record(event.execution.execution_id, event)
 
     async def on_cancel_complete(self, event: CancelComplete) -> None:
+        self.events.append(event)
         self._record(event.execution.execution_id, event)
 
     async def on_publish_complete(self, event: PublishComplete) -> None:
+        self.events.append(event)
         self._record(event.execution.execution_id, event)
 
 
