@@ -8,9 +8,7 @@ to the same tracker. Outside a call, `report()` does nothing, so handler code
 runs unchanged in unit tests and under plain `Compute`.
 """
 
-import contextlib
 import contextvars
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -48,15 +46,27 @@ def current_tracker() -> "ProgressTracker | None":
     return _current.get()
 
 
-@contextlib.contextmanager
-def bind(tracker: "ProgressTracker") -> Iterator["ProgressTracker"]:
+class bind:
     """Make `report()` report to `tracker` within the block (and in the tasks
-    and worker threads started from it)."""
-    token = _current.set(tracker)
-    try:
-        yield tracker
-    finally:
-        _current.reset(token)
+    and worker threads started from it).
+
+    A class rather than a generator: servers bind around every handler call.
+    """
+
+    __slots__ = ("_token", "_tracker")
+
+    def __init__(self, tracker: "ProgressTracker") -> None:
+        self._tracker = tracker
+        self._token: contextvars.Token[ProgressTracker | None] | None = None
+
+    def __enter__(self) -> "ProgressTracker":
+        self._token = _current.set(self._tracker)
+        return self._tracker
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self._token is not None
+        _current.reset(self._token)
+        self._token = None
 
 
 __all__ = ["bind", "current_tracker", "report"]

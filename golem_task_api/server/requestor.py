@@ -99,6 +99,12 @@ class RequestorAppServicer:
             self._tracker(record).succeed()
         return pending
 
+    def _reopen(self, record: TaskRecord) -> None:
+        """Watchers of the finished task saw its end; new ones follow the
+        work that is to come."""
+        record.set_completed(False)
+        self._progress.pop(record.task_id, None)
+
     def end_watches(self) -> None:
         """Streams end when the server stops; they do not hold it up."""
         for watch in self._watches:
@@ -145,6 +151,8 @@ class RequestorAppServicer:
                 for resource in subtask.resources:
                     resolve_inside(task_dir.subtask_inputs_dir, resource, "resource")
                 record.set_subtask(subtask_id, SubtaskState.ISSUED)
+                if record.completed:  # the app found more work after all
+                    self._reopen(record)
         return reply
 
     @rpc
@@ -166,8 +174,8 @@ class RequestorAppServicer:
             new_state = _VERDICT_STATE.get(result)
             if new_state is not None:
                 record.set_subtask(subtask_id, new_state)
-        if result is VerifyResult.SUCCESS and not record.in_flight:
-            await self._complete_if_done(record, task_dir)
+        # Completion is noticed at the next HasPendingSubtasks, which a node
+        # asks right after a verdict: no extra handler call here.
         return reply
 
     @rpc
@@ -187,10 +195,7 @@ class RequestorAppServicer:
             if subtask_id in record.subtasks:
                 record.set_subtask(subtask_id, SubtaskState.DISCARDED)
         if discarded and record.completed:
-            # Reopened: watchers of the finished task saw its end; new ones
-            # follow the work that is to come.
-            record.set_completed(False)
-            self._progress.pop(request.task_id, None)
+            self._reopen(record)
         return reply
 
     @rpc
