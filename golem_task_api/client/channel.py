@@ -29,6 +29,8 @@ CHANNEL_OPTIONS: list[tuple[str, Any]] = [
 
 
 def target(host: str, port: int) -> str:
+    if host.startswith("unix:"):
+        return host  # a Unix socket: the port means nothing
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
     return f"{host}:{port}"

@@ -84,7 +84,9 @@ class AppServer:
              reflection.SERVICE_NAME),
             server,
         )
-        address = f"{self._host}:{self._requested_port}"
+        # A `unix:PATH` host is a Unix socket (e.g. into a sandbox): no port.
+        unix = self._host.startswith("unix:")
+        address = self._host if unix else f"{self._host}:{self._requested_port}"
         tls = create_server_ssl_context(self._work_dir)
         try:
             if tls is None:
@@ -97,11 +99,11 @@ class AppServer:
         if not port:
             raise OSError(f"cannot listen on {address} (taken, or not a local address?)")
         await server.start()
-        self._server, self._health, self._port = server, health, port
+        self._server, self._health, self._port = server, health, 0 if unix else port
         await health.set("", health_pb2.HealthCheckResponse.SERVING)
         await health.set(self.service_name, health_pb2.HealthCheckResponse.SERVING)
         logger.info(
-            "%s serving on %s:%d (%s)", self.service_name, self._host, port,
+            "%s serving on %s (%s)", self.service_name, address if unix else f"{self._host}:{port}",
             "mutual TLS" if tls else "plaintext",
         )
         await self._lifecycle.on_after_startup()
