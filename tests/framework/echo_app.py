@@ -226,6 +226,10 @@ class EchoProvider(ProviderAppHandler):
         self.entered.set()
         params = subtask_params
         _touch(params.get("entered"), str(os.getpid()))
+        if "journal" in params:
+            # a file the app keeps open (buffered, never flushed by the app)
+            self.journal = open(params["journal"], "a")  # noqa: SIM115
+            self.journal.write(f"computed {subtask_id}\n")
         try:
             if "orphan" in params:
                 # a child that outlives the computation, holding the app's stdout

@@ -497,14 +497,10 @@ async def test_taken_port_by_a_plain_socket(processes, req_work_dir) -> None:
         assert service.returncode == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (since 9e48014): entrypoint.py _exit() ends the app with os._exit() after"
-    " atexit handlers, skipping the interpreter's teardown, so data an app wrote to a file"
-    " object it keeps open (buffered, not yet flushed) is lost at a clean exit; a plain"
-    " Python exit (and the original package) flushes it",
-)
-async def test_an_apps_open_files_are_flushed_at_exit(processes, req_work_dir, tmp_path) -> None:
+# Found by this suite (a regression of 9e48014: os._exit lost the data); fixed in 03eb79a.
+async def test_a_requestors_open_files_are_flushed_at_exit(
+    processes, req_work_dir, tmp_path
+) -> None:
     journal = tmp_path / "journal.txt"
     service = processes(req_work_dir)
     client = await RequestorAppClient.create(service, port=0)
@@ -512,6 +508,24 @@ async def test_an_apps_open_files_are_flushed_at_exit(processes, req_work_dir, t
     await bounded(client.shutdown(), "shutdown")
     assert service.returncode == 0
     assert journal.read_text() == "created t1\n"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG (a deliberate trade-off in 03eb79a, for the owner to weigh): entrypoint.py"
+    " _exit() gc.freeze()s a provider before exiting, so a handler's buffered file held in"
+    " the server's reference cycles is never flushed; a plain Python exit (the original)"
+    " flushes it",
+)
+async def test_a_providers_open_files_are_flushed_at_exit(
+    processes, prov_task_dir, tmp_path
+) -> None:
+    journal = tmp_path / "journal.txt"
+    service = processes(prov_task_dir)
+    provider = await ProviderAppClient.create(service, port=0)
+    await provider.compute("task-1", "s1", {"journal": str(journal)})
+    assert await exit_code(service) == 0
+    assert journal.read_text() == "computed s1\n"
 
 
 async def test_requestor_shutdown_rpc_ends_the_process(processes, req_work_dir, tmp_path) -> None:
