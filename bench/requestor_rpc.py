@@ -56,7 +56,7 @@ from golem_task_api.handlers import AppLifecycleHandler
 from golem_task_api.proto import golem_task_api_pb2 as pb
 from golem_task_api.server.requestor import RequestorAppServicer
 from golem_task_api.server.rpc import CallGate
-from golem_task_api.server.task_records import TaskRecord
+from golem_task_api.server.task_records import RecordFiles, TaskRecord
 
 TARGET = 0.85
 CONCURRENCY = 8
@@ -338,7 +338,7 @@ async def decompose(ours_sequential: list[Block]) -> None:
             finally:
                 TaskRecord._append = original_append  # type: ignore[method-assign]
         no_records_us = patched_us["in-memory"]
-        record = TaskRecord("t", Path(tmp) / "record.jsonl")
+        record = TaskRecord("t", Path(tmp) / "record.jsonl", RecordFiles())
         start = time.perf_counter()
         for n in range(DECOMPOSE_ROUND_TRIPS):
             record._append("subtask", f"s{n}", "issued")
