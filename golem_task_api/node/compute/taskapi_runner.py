@@ -16,8 +16,9 @@ after a crash kills what the crashed one left.
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
+from typing import cast
 
 from golem_task_api import errors
 from golem_task_api.client.channel import CONNECTION_TIMEOUT
@@ -96,17 +97,28 @@ class TaskApiRunner:
             return RunResult.failed(str(exc))
 
         async def compute(client: ProviderAppClient) -> Path:
-            stream = client.compute_with_progress(
-                execution.task_id,
-                work.subtask_id,
-                dict(work.params),
-                update_interval=self.update_interval,
+            # Read to its end, not left at the result: the generator's end is
+            # where it waits for the app's exit (and closing it early would
+            # make it shut the app down). Typed as an iterator, it is a generator.
+            stream = cast(
+                AsyncGenerator[ClientProgress | ComputeResult, None],
+                client.compute_with_progress(
+                    execution.task_id,
+                    work.subtask_id,
+                    dict(work.params),
+                    update_interval=self.update_interval,
+                ),
             )
-            async for item in stream:
-                if isinstance(item, ComputeResult):
-                    return item.output_filepath
-                report_progress(_update(item))
-            raise errors.Unavailable("the provider app ended its stream without a result")
+            output: Path | None = None
+            async with contextlib.aclosing(stream):
+                async for item in stream:
+                    if isinstance(item, ComputeResult):
+                        output = item.output_filepath
+                    else:
+                        report_progress(_update(item))
+            if output is None:
+                raise errors.Unavailable("the provider app ended its stream without a result")
+            return output
 
         try:
             output = await run_on_provider(
