@@ -97,11 +97,11 @@ async def test_simulate_task_with_app_processes(tmp_path, resource) -> None:
         return made
 
     try:
-        task_dir = await bounded(util.simulate_task(service, 3, {}, [resource]), "the task", 60)
+        task_dir = await bounded(util.simulate_task(service, 2, {}, [resource]), "the task", 60)
     finally:
         for made in services:
             await made.stop()
-    check_finished_task(task_dir, 3, resource)
+    check_finished_task(task_dir, 2, resource)
     assert task_dir == util.req_dir / TaskLifecycleUtil.SIMULATED_TASK_ID
     assert all(made.returncode == 0 for made in services), [m.returncode for m in services]
     assert len(services) == 2  # one requestor; one provider service, started per subtask
