@@ -19,7 +19,7 @@ MAX_BITRATE = 1_000_000_000
 DEFAULT_AUDIO_BITRATE = 128_000
 # Every sampled frame of a verified segment is at least this close to the
 # source (PSNR in dB over Y, U and V); see README.md for how it was chosen.
-DEFAULT_MIN_PSNR = 20.0
+DEFAULT_MIN_PSNR = 25.0
 MAX_KEYINT = 1000
 _BITRATE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([kKmMgG]?)(?:bps|b/s|bit/s)?")
 _SCALE = {"": 1, "k": 1_000, "m": 1_000_000, "g": 1_000_000_000}
@@ -78,6 +78,15 @@ def parse_bitrate(value: object, what: str = "bitrate") -> int:
     return _int(value, f"{what} (bits per second)", MIN_BITRATE, MAX_BITRATE)
 
 
+def _side(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < -1:
+        raise InvalidArgument(
+            f"resolution {name} must be a number of pixels, or -1 for"
+            f" the source's aspect ratio; got {value!r}"
+        )
+    return value
+
+
 def parse_resolution(value: object) -> tuple[int, int] | None:
     """(width, height), either one -1 for "from the source's aspect ratio"; None = the source's."""
     if value is None:
@@ -95,8 +104,7 @@ def parse_resolution(value: object) -> tuple[int, int] | None:
         raise InvalidArgument(
             f'resolution must be "WIDTHxHEIGHT" or [width, height]; got {value!r}'
         )
-    width = _int(pair[0], "resolution width", -1, 1 << 20)
-    height = _int(pair[1], "resolution height", -1, 1 << 20)
+    width, height = (_side(v, name) for v, name in zip(pair, ("width", "height"), strict=True))
     if width == -1 and height == -1:
         raise InvalidArgument(
             "resolution: only one of width and height may be -1 (from the aspect ratio)"
