@@ -7,6 +7,8 @@ and can look at its attributes (InlineTaskApiService shares handlers).
 Params (all optional; applied in this order):
   entered: a file to create as soon as compute starts
   report: [done, total] reported with report() (unit "Items") at the start
+  values: a list of report() argument lists, reported one after the other
+      on the event loop (a burst: no stream can run in between)
   shell: a /bin/sh script run as a child process (the app's environment,
       so with GOLEM_PROGRESS_FILE); a non-zero exit raises
   reports: N reports of i/N (unit "Items", i = 1..N) from a worker thread
@@ -89,6 +91,8 @@ class ProgressProvider(ProviderAppHandler):
             if "report" in params:
                 done, total = params["report"]
                 progress.report(done, total, "Items")
+            for args in params.get("values", []):
+                progress.report(*args)
             if "shell" in params:
                 child = await asyncio.create_subprocess_exec(
                     "/bin/sh", "-c", params["shell"], stdin=asyncio.subprocess.DEVNULL

@@ -287,3 +287,52 @@ async def test_a_cancelled_stream_cancels_an_async_handler(
     call.cancel()
     assert await asyncio.to_thread(handler.cancelled.wait, BOUND)
     await provider.wait_exit()
+
+
+async def test_every_change_of_message_or_step_is_sent_in_order(inline_provider) -> None:
+    """Sent whatever the throttle says, even when they come in one burst."""
+    provider = await inline_provider()
+    values = [
+        [0, 10, "Frames", "loading", 0, 3],
+        [5, 10, "Frames", "loading", 0, 3],  # only done moved: throttled away
+        [0, 2, "Frames", "rendering", 1, 3],
+        [1, 2, "Frames", "rendering frame 2", 1, 3],
+        [0, None, "", "merging", 2, 3],
+        [7, None, "", "merging", 2, 3],
+    ]
+    outcome = await read_all(provider.compute_with_progress(
+        compute_request({"values": values}, interval=NEVER)
+    ))
+    assert_ends_with_result(outcome)
+    got = [(v.message, v.step, v.done) for v in outcome.values]
+    assert got == [
+        ("", 0, 0),  # the first event
+        ("loading", 0, 0),
+        ("rendering", 1, 0),
+        ("rendering frame 2", 1, 1),
+        ("merging", 2, 0),
+        ("merging", 2, 7),  # the flush
+        ("merging", 2, 7),  # SUCCEEDED (total unknown: done stays)
+    ]
+    assert [e.step_count for e in outcome.progress[1:]] == [3] * 6
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG (spec): a burst of more than 64 message changes between two sends silently loses the"
+    " oldest (golem_task_api/progress/tracker.py: the stage log is a deque of"
+    " DEFAULT_STAGE_LOG = 64); progress.md sends every change of message, and where a cap is"
+    " needed the research notes (6.1 rule 5) ask for a 'k messages dropped' marker"
+))
+async def test_a_burst_of_100_messages_is_sent_whole_or_says_what_it_dropped(
+    inline_provider,
+) -> None:
+    provider = await inline_provider()
+    values = [[i, 100, "Items", f"message {i}"] for i in range(1, 101)]
+    outcome = await read_all(provider.compute_with_progress(
+        compute_request({"values": values}, interval=NEVER)
+    ))
+    assert_ends_with_result(outcome)
+    messages = [v.message for v in outcome.values[1:-1]]
+    assert messages == [f"message {i}" for i in range(1, 101)] or any(
+        "dropped" in m for m in messages
+    ), messages[:3]

@@ -190,3 +190,24 @@ async def test_plain_compute_sets_the_file_too(inline_provider) -> None:
     # Gone with the computation.
     assert not Path(provider.handler.progress_files[0]).exists()
     await provider.wait_exit()
+
+
+async def test_write_then_rename_and_a_removed_file(inline_provider, tmp_path: Path) -> None:
+    """Replacing the file by a rename (the recommended way) is seen; so is
+    a file that was removed and written again."""
+    expected = [ProgressValue(1, 4), ProgressValue(2, 4), ProgressValue(3, 4)]
+    acks = Acks(tmp_path, expected)
+    script = (
+        PRELUDE
+        + "printf '1/4\\n' > \"$f.tmp\"; mv \"$f.tmp\" \"$f\"\n" + wait_for(acks.paths[0])
+        + "printf 'x\\n2/4\\n' > \"$f.tmp\"; mv \"$f.tmp\" \"$f\"\n" + wait_for(acks.paths[1])
+        + "rm \"$f\"\n" + line("3/4") + wait_for(acks.paths[2])
+        + "printf '4/4\\n' > \"$f.tmp\"; mv \"$f.tmp\" \"$f\"\n"
+    )
+    provider = await inline_provider()
+    outcome = await read_all(provider.compute_with_progress(
+        compute_request({"shell": script, "raise": "boom"}, interval=0.01)
+    ), acks)
+    assert acks.next == len(expected)
+    terminal = outcome.terminal
+    assert (terminal.state, terminal.done, terminal.total) == (State.FAILED, 4, 4)
