@@ -157,6 +157,10 @@ async def main(
             await server.wait_until_shutdown()
         finally:
             await server.stop()
+            # The stopped server's reference cycles would keep the handlers
+            # (and files they hold open) alive until a garbage collection
+            # that a provider's fast exit skips: let them go by refcount.
+            server.release_handlers()
 
 
 def _arg_parser(default_work_dir: Path) -> argparse.ArgumentParser:

@@ -117,6 +117,12 @@ class AppServer:
             self._stopping = asyncio.ensure_future(self._stop(grace))
         await asyncio.shield(self._stopping)
 
+    def release_handlers(self) -> None:
+        """Forget the app's handlers (after stop)."""
+        servicer = getattr(self, "servicer", None)
+        if servicer is not None:
+            servicer.release_handler()
+
     def _before_stop(self) -> None:
         """Hook: a server may cancel its own work here."""
 

@@ -69,6 +69,9 @@ class ProviderAppServicer:
                 raise Unavailable(f"the provider app was shut down during {method}") from None
             raise
 
+    def release_handler(self) -> None:
+        self._handler = None  # type: ignore[assignment]
+
     def cancel_work(self) -> None:
         if self._work is not None and not self._work.done():
             self._work.cancel()

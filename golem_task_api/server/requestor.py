@@ -77,6 +77,9 @@ class RequestorAppServicer:
                 self._task_dirs[task_id] = task_dir
         return task_dir
 
+    def release_handler(self) -> None:
+        self._handler = None  # type: ignore[assignment]
+
     def close(self) -> None:
         self._records.files.close_all()
 

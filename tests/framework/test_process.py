@@ -510,13 +510,6 @@ async def test_a_requestors_open_files_are_flushed_at_exit(
     assert journal.read_text() == "created t1\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (a deliberate trade-off in 03eb79a, for the owner to weigh): entrypoint.py"
-    " _exit() gc.freeze()s a provider before exiting, so a handler's buffered file held in"
-    " the server's reference cycles is never flushed; a plain Python exit (the original)"
-    " flushes it",
-)
 async def test_a_providers_open_files_are_flushed_at_exit(
     processes, prov_task_dir, tmp_path
 ) -> None:
