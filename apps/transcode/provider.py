@@ -34,7 +34,7 @@ class TranscodeProviderHandler(ProviderAppHandler):
             with ProgressFile(params.duration) as progress:
                 progress.update(0.0)
                 await run_tool(
-                    encode_command(params, source, partial),
+                    self.encode_command(params, source, partial),
                     f"encoding {params.segment} to {params.codec}",
                     stdout=FfmpegProgress(progress.update),
                     env=CODECS[params.codec].env,
@@ -45,6 +45,10 @@ class TranscodeProviderHandler(ProviderAppHandler):
             with contextlib.suppress(FileNotFoundError):
                 partial.unlink()
         return output
+
+    def encode_command(self, params: SubtaskParams, source: Path, output: Path) -> list[str]:
+        """The ffmpeg command line of the encode (subclasses may add to it)."""
+        return encode_command(params, source, output)
 
     async def run_benchmark(self, work_dir: Path) -> float:
         """Frames per second of a 360p H.264 encode (preset medium) of a generated clip."""

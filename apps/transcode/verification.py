@@ -25,14 +25,20 @@ import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING
 
 from apps.transcode.codecs import CONTAINERS, PIX_FMT
 from apps.transcode.encode import scale_filter
 from apps.transcode.media import FFMPEG, MediaError, Packets, probe, run_tool
 from golem_task_api.threading import Executor
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    Frames = npt.NDArray[np.uint8]
+# numpy is imported where frames are compared, not at import: a provider
+# process (which never compares) starts a quarter of a second sooner.
 
 # Frames compared besides the first and the last.
 SAMPLE_FRAMES = 6
@@ -45,7 +51,6 @@ CONTAINER_SLACK = 64 * 1024
 # Container timestamps are rounded (Matroska: to the millisecond).
 TIMESTAMP_SLACK = 0.0015
 
-Frames = npt.NDArray[np.uint8]
 
 
 @dataclass(frozen=True)
@@ -85,8 +90,10 @@ def sample_frames(frames: int, rng: random.Random, count: int = SAMPLE_FRAMES) -
     return sorted(chosen)
 
 
-def psnr(a: Frames, b: Frames) -> float:
+def psnr(a: "Frames", b: "Frames") -> float:
     """PSNR in dB of two 8-bit frames (all planes, so Y:U:V weigh 4:1:1 in 4:2:0)."""
+    import numpy as np  # noqa: PLC0415 - see the module's imports
+
     diff = a.astype(np.int32) - b.astype(np.int32)
     mse = float(np.mean(diff * diff))
     if mse == 0:
@@ -94,13 +101,13 @@ def psnr(a: Frames, b: Frames) -> float:
     return min(MAX_PSNR, 10.0 * math.log10(255.0**2 / mse))
 
 
-def frame_psnrs(ours: Frames, reference: Frames) -> list[float]:
+def frame_psnrs(ours: "Frames", reference: "Frames") -> list[float]:
     return [psnr(a, b) for a, b in zip(ours, reference, strict=True)]
 
 
 async def decode_frames(
     path: Path, indices: list[int], width: int, height: int, *, strict: bool
-) -> Frames:
+) -> "Frames":
     """Frames `indices` (presentation order) of `path`'s first video stream, as
     yuv420p at width x height through the provider's filter: shape (n, bytes).
 
@@ -123,6 +130,8 @@ async def decode_frames(
             f"decoding {path.name} gave {len(data) / frame_bytes:g} of the"
             f" {len(indices)} frames sampled"
         )
+    import numpy as np  # noqa: PLC0415 - see the module's imports
+
     return np.frombuffer(data, dtype=np.uint8).reshape(len(indices), frame_bytes)
 
 

@@ -43,9 +43,11 @@ def make_video(
     video_args: tuple[str, ...] = ("-c:v", "libx264", "-preset", "veryfast"),
 ) -> Path:
     """A test clip: moving test pattern, H.264 with B-frames, AAC sine audio."""
-    inputs: list[str] = ["-f", "lavfi", "-i", f"{source}=size={size}:rate={RATE}:duration={seconds}"]
+    video = f"{source}=size={size}:rate={RATE}:duration={seconds}"
+    inputs = ["-f", "lavfi", "-i", video]
     if audio:
-        inputs += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}"]
+        tone = f"sine=frequency=440:sample_rate=48000:duration={seconds}"
+        inputs += ["-f", "lavfi", "-i", tone]
     ffmpeg(
         *inputs, *video_args, "-g", str(keyint), "-pix_fmt", "yuv420p",
         *(["-c:a", "aac", "-shortest"] if audio else []), path,

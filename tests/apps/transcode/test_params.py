@@ -77,7 +77,7 @@ def test_resolutions(value: object, expected: object) -> None:
         ({**BASE, "resolution": "641x480"}, "must be even"),
         ({**BASE, "resolution": "10000x480"}, "each side must be 16-8192"),
         ({**BASE, "resolution": "8"}, 'resolution must be "WIDTHxHEIGHT"'),
-        ({**BASE, "codec": "av1", "resolution": "48x48"}, "impossible for av1: each side must be 64"),
+        ({**BASE, "codec": "av1", "resolution": "48x48"}, "impossible for av1: each side must"),
         ({**BASE, "keyint": 0}, "keyint must be 1-1000"),
         ({**BASE, "audio": "mp3"}, "audio must be one of"),
         ({**BASE, "segment_seconds": 0}, "segment_seconds must be"),

@@ -88,6 +88,33 @@ def flip_bytes(files: Files) -> Path:
     return path
 
 
+def write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def copy_frames(files: Files, count: int) -> Path:
+    path = files.root / "short.mp4"
+    ffmpeg("-i", files.honest, "-c", "copy", "-frames:v", str(count), path)
+    return path
+
+
+def add_audio(files: Files) -> Path:
+    path = files.root / "with-audio.mp4"
+    ffmpeg("-i", files.honest, "-f", "lavfi", "-i", "sine=duration=1", "-c:v", "copy",
+           "-c:a", "aac", "-shortest", path)  # fmt: skip
+    return path
+
+
+def other_content(files: Files) -> Path:
+    """Another video with every property of the right one: only PSNR can tell."""
+    clip = make_video(files.root / "other.mp4", seconds=1, keyint=25, audio=False,
+                      source="testsrc")  # fmt: skip
+    path = files.root / "other-encoded.mp4"
+    subprocess.run(encode_command(PARAMS, clip, path), check=True, capture_output=True)
+    return path
+
+
 # (how the result is made, the reason Verify must give)
 BROKEN = {
     "truncated file": (cut_bytes, "is not a media file ffprobe can read"),
@@ -120,7 +147,7 @@ BROKEN = {
         "is a matroska,webm file, the task asks for mp4",
     ),
     "an extra stream": (
-        lambda f: add_audio(f),
+        add_audio,
         "has 2 streams, expected one video stream",
     ),
     "tampered: negative": (
@@ -128,7 +155,7 @@ BROKEN = {
         "is not the source's: PSNR",
     ),
     "tampered: other content": (
-        lambda f: other_content(f),
+        other_content,
         "below the bound of 25 dB",
     ),
     "garbage": (
@@ -137,33 +164,6 @@ BROKEN = {
     ),
     "empty": (lambda f: write(f.root / "empty.mp4", b""), "is empty"),
 }
-
-
-def write(path: Path, data: bytes) -> Path:
-    path.write_bytes(data)
-    return path
-
-
-def copy_frames(files: Files, count: int) -> Path:
-    path = files.root / "short.mp4"
-    ffmpeg("-i", files.honest, "-c", "copy", "-frames:v", str(count), path)
-    return path
-
-
-def add_audio(files: Files) -> Path:
-    path = files.root / "with-audio.mp4"
-    ffmpeg("-i", files.honest, "-f", "lavfi", "-i", "sine=duration=1", "-c:v", "copy",
-           "-c:a", "aac", "-shortest", path)  # fmt: skip
-    return path
-
-
-def other_content(files: Files) -> Path:
-    """Another video with every property of the right one: only PSNR can tell."""
-    clip = make_video(files.root / "other.mp4", seconds=1, keyint=25, audio=False,
-                      source="testsrc")  # fmt: skip
-    path = files.root / "other-encoded.mp4"
-    subprocess.run(encode_command(PARAMS, clip, path), check=True, capture_output=True)
-    return path
 
 
 @pytest.mark.parametrize("case", list(BROKEN))
