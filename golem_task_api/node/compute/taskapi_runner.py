@@ -143,8 +143,13 @@ def _recorder(group_file: Path) -> Callable[[TaskApiService], None]:
     def record(service: TaskApiService) -> None:
         # Local, warm and sandboxed apps lead a process group of their own.
         pid = getattr(service, "pid", None)
-        if isinstance(pid, int):
+        if not isinstance(pid, int):
+            return
+        try:
             record_process_group(group_file, pid)
+        except OSError as exc:
+            # Only a restart after a crash needs it: the run goes on without.
+            logger.warning("cannot record the process group of pid %d: %s", pid, exc)
 
     return record
 

@@ -276,9 +276,10 @@ class ComputeNodeProvider:
         if self._closed:
             return
         self._closed = True
-        execution_id = self._take_bid()
-        if execution_id is not None:
-            with contextlib.suppress(StateConflict, ExecutionNotFound, RuntimeError):
+        # RuntimeError: the node has stopped, and its bids with it.
+        with contextlib.suppress(StateConflict, ExecutionNotFound, RuntimeError):
+            execution_id = self._take_bid()
+            if execution_id is not None:
                 await self.node.bid_rejected(execution_id, "the requestor did not use the bid")
         self._results.clear()
         await asyncio.to_thread(shutil.rmtree, self.staging_dir, ignore_errors=True)
