@@ -245,7 +245,7 @@ def inspect(job: Json) -> Json:
 
 def render(job: Json) -> Json:
     scene = open_scene(job["scene"])
-    configure(scene, job, job.get("region"))
+    configure(scene, job, job.get("region"), job.get("seed_offset", 0))
     ext = FORMATS[job["format"]][1]
     frames = job["frames"]
     files = {}
@@ -268,12 +268,12 @@ def verify(job: Json) -> Json:
     scene = open_scene(job["scene"])
     ext = FORMATS[job["format"]][1]
     results = []
-    for item in job["frames"]:
-        results.append(verify_frame(scene, job, item, ext))
+    for index, item in enumerate(job["frames"]):
+        results.append(verify_frame(scene, job, item, ext, str(index)))
     return {"frames": results}
 
 
-def verify_frame(scene: Any, job: Json, item: Json, ext: str) -> Json:
+def verify_frame(scene: Any, job: Json, item: Json, ext: str, key: str) -> Json:
     frame = item["frame"]
     out = {"frame": frame, "error": None}
     region = item["region"]
@@ -297,15 +297,15 @@ def verify_frame(scene: Any, job: Json, item: Json, ext: str) -> Json:
     inside = [crop[0] - region[0], crop[1] - region[1], crop[2] - region[0], crop[3] - region[1]]
     provider = cut(pixels, expected[0], channels, inside)
     del pixels
-    out["provider"] = dump(provider, os.path.join(job["out_dir"], f"{frame}-provider.f32"))
+    out["provider"] = dump(provider, os.path.join(job["out_dir"], f"{key}-provider.f32"))
     reference = render_crop(scene, job, frame, crop, padded, 0, ext)
-    out["reference"] = dump(reference, os.path.join(job["out_dir"], f"{frame}-reference.f32"))
+    out["reference"] = dump(reference, os.path.join(job["out_dir"], f"{key}-reference.f32"))
     diff = max((abs(a - b) for a, b in zip(provider, reference, strict=True)), default=0.0)
     out["max_diff"] = diff if math.isfinite(diff) else None
     out["yardstick"] = None
     if not (math.isfinite(diff) and diff <= job["tolerance"]):
         other = render_crop(scene, job, frame, crop, padded, job.get("seed_offset", 1), ext)
-        out["yardstick"] = dump(other, os.path.join(job["out_dir"], f"{frame}-yardstick.f32"))
+        out["yardstick"] = dump(other, os.path.join(job["out_dir"], f"{key}-yardstick.f32"))
     return out
 
 
@@ -367,13 +367,14 @@ def dump_images(job: Json) -> Json:
     return {"images": out}
 
 
-def write_image(job: Json) -> Json:
-    """An image from raw RGBA float32 pixels (for tests and calibration)."""
-    pixels = array.array("f")
-    with open(job["dump"], "rb") as f:
-        pixels.frombytes(f.read())
-    save_pixels(pixels, job["size"], job["format"], job["out"])
-    return {"out": job["out"]}
+def write_images(job: Json) -> Json:
+    """Images from raw RGBA float32 pixels (for tests and calibration)."""
+    for item in job["images"]:
+        pixels = array.array("f")
+        with open(item["dump"], "rb") as f:
+            pixels.frombytes(f.read())
+        save_pixels(pixels, item["size"], item["format"], item["out"])
+    return {"images": [item["out"] for item in job["images"]]}
 
 
 def benchmark(job: Json) -> Json:
@@ -461,7 +462,7 @@ COMMANDS: dict[str, Callable[[Json], Json]] = {
     "verify": verify,
     "merge": merge,
     "dump": dump_images,
-    "write": write_image,
+    "write": write_images,
     "benchmark": benchmark,
     "demo_scene": demo_scene,
 }

@@ -53,7 +53,10 @@ def tile_grid(count: int, width: int, height: int) -> tuple[int, int]:
             if tiles % rows == 0 and rows <= max_rows and tiles // rows <= max_cols
         ]
         if grids:
-            return min(grids, key=lambda g: abs(math.log((width / g[1]) / (height / g[0]))))
+            # The most square tiles; on a tie, fewer rows.
+            return min(grids, key=lambda g: (
+                round(abs(math.log((width / g[1]) / (height / g[0]))), 9), g[0]
+            ))
     return 1, 1
 
 

@@ -1,8 +1,10 @@
 """How alike two renders of the same pixels are: PSNR and SSIM, in numpy.
 
 Both work on display values in [0, 1]: PNG pixels as they are, EXR
-(scene-linear, unbounded) through x / (1 + x) so that a bright highlight
-does not outweigh the rest of the image. PSNR is over RGBA; SSIM (Wang et
+(scene-linear, unbounded) through (x / (1 + x)) ^ (1 / 2.2), so that a
+bright highlight does not outweigh the rest of the image and a change in
+the shadows counts about as much as the same relative change in the lights
+(as after a view transform). PSNR is over RGBA; SSIM (Wang et
 al. 2004: an 11-pixel Gaussian window, sigma 1.5) over the luminance of the
 colour composited over black, so transparency counts too.
 """
@@ -20,6 +22,7 @@ SSIM_SIGMA = 1.5
 SSIM_C1 = 0.01**2
 SSIM_C2 = 0.03**2
 LUMA = np.array([0.2126, 0.7152, 0.0722])
+DISPLAY_GAMMA = 2.2
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ def to_display(rgba: npt.NDArray[np.float32], fmt: str) -> Array:
     out: Array = np.nan_to_num(rgba.astype(np.float64), nan=0.0, posinf=1e6, neginf=0.0)
     if fmt == "EXR":
         rgb = np.clip(out[..., :3], 0.0, None)
-        out[..., :3] = rgb / (1.0 + rgb)
+        out[..., :3] = (rgb / (1.0 + rgb)) ** (1.0 / DISPLAY_GAMMA)
     result: Array = np.clip(out, 0.0, 1.0)
     return result
 

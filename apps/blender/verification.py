@@ -43,7 +43,7 @@ IDENTICAL_TOLERANCE = {"PNG": 3.5 / 255, "EXR": 1e-3}
 # renders differ more, so its thresholds go down with it, but never below the
 # floors. A crop at least as good as the caps passes whatever the noise.
 PSNR_MARGIN = 3.0
-PSNR_CAP = 40.0
+PSNR_CAP = 45.0
 PSNR_FLOOR = 20.0
 SSIM_MARGIN = 0.05
 SSIM_CAP = 0.95
