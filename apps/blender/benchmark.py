@@ -8,7 +8,7 @@ from pathlib import Path
 from apps.blender.blender import run_job, scratch_dir
 
 RESOLUTION = [200, 100]
-SAMPLES = 32
+SAMPLES = 16
 
 
 async def score(work_dir: Path) -> float:

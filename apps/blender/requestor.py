@@ -9,6 +9,7 @@ continues the task without losing a verified frame or tile.
 """
 
 import asyncio
+import hashlib
 import json
 import os
 import posixpath
@@ -52,6 +53,9 @@ MIB = 1024 * 1024
 # (rendering holds the scene and Cycles' copy of it), plus the frame buffers.
 MIN_MEMORY_MIB = 512.0
 FRAME_BUFFER_BYTES_PER_PIXEL = 64
+# Scene inspections remembered by content (sha256): (Blender's answer, peak memory).
+MAX_INSPECTIONS = 64
+_INSPECTIONS: dict[str, tuple[dict[str, Any], int]] = {}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,8 +106,7 @@ class BlenderRequestorHandler(RequestorAppHandler):
         scene = inside(inputs, params.scene_file)
         if not scene.is_file():
             raise InvalidArgument(f"the scene_file {params.scene_file!r} is not in task_inputs")
-        usage = Usage()
-        info = await _inspect(scene, params.scene_file, task_work_dir / SCRATCH_DIR, usage)
+        info, mem_peak = await _inspect(scene, params.scene_file, task_work_dir / SCRATCH_DIR)
         task = _resolve(params, info, resources)
         layouts = plan_parts(task.frames, max_subtasks_count, *task.resolution)
         for name in resources:
@@ -117,7 +120,7 @@ class BlenderRequestorHandler(RequestorAppHandler):
         width, height = task.resolution
         memory = max(
             MIN_MEMORY_MIB,
-            2 * usage.mem_peak / MIB + FRAME_BUFFER_BYTES_PER_PIXEL * width * height / MIB,
+            2 * mem_peak / MIB + FRAME_BUFFER_BYTES_PER_PIXEL * width * height / MIB,
         )
         return create_docker_cpu_task(IMAGE, TAG, Infrastructure(min_memory_mib=round(memory)))
 
@@ -215,14 +218,35 @@ class BlenderRequestorHandler(RequestorAppHandler):
                 await _merge_frame(task_dir, task, frame, parts, output)
 
 
-async def _inspect(scene: Path, name: str, scratch: Path, usage: Usage) -> dict[str, Any]:
+async def _inspect(scene: Path, name: str, scratch: Path) -> tuple[dict[str, Any], int]:
+    """What Blender says of a scene, and its peak memory (bytes) loading it.
+
+    Remembered by content: several tasks of one scene (a shot rendered again
+    with other settings, another range of frames) open it only once."""
+    digest = await asyncio.to_thread(_sha256, scene)
+    known = _INSPECTIONS.get(digest)
+    if known is not None:
+        return known
+    usage = Usage()
     with scratch_dir(scratch, "inspect-") as job_dir:
         try:
-            return await run_job({"command": "inspect", "scene": str(scene)}, job_dir, usage=usage)
+            info = await run_job({"command": "inspect", "scene": str(scene)}, job_dir, usage=usage)
         except BlenderError as exc:
             if exc.input_error:
                 raise InvalidArgument(f"Blender cannot open {name}: {exc}") from None
             raise
+    while len(_INSPECTIONS) >= MAX_INSPECTIONS:
+        _INSPECTIONS.pop(next(iter(_INSPECTIONS)))
+    _INSPECTIONS[digest] = info, usage.mem_peak
+    return info, usage.mem_peak
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _resolve(params: TaskParams, info: dict[str, Any], resources: list[str]) -> RenderTask:

@@ -3,18 +3,28 @@ import zipfile
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from apps.blender.images import ImageHeader, pack_result, read_header, unpack_result
 
 
-def png(path: Path, width: int, height: int, depth: int = 8, colour: int = 6) -> Path:
+def png(
+    path: Path, width: int, height: int, depth: int = 8, colour: int = 6,
+    pixels: np.ndarray | None = None,
+) -> Path:
+    """A PNG file; `pixels`: RGBA floats in [0, 1], rows from the bottom (as
+    Blender's), else black."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(
             ">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
-    rows = b"".join(b"\0" + b"\0" * width * 4 for _ in range(height))
+    if pixels is None:
+        pixels = np.zeros((height, width, 4))
+    data = np.round(np.clip(pixels[::-1], 0, 1) * 255).astype(np.uint8)
+    rows = b"".join(b"\0" + row.tobytes() for row in data)
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
                      + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
     return path

@@ -11,6 +11,7 @@ from apps.blender.images import pack_result
 from apps.blender.params import SubtaskParams
 from apps.blender.verification import verify_subtask
 from tests.apps.blender.conftest import RESOLUTION, SAMPLES
+from tests.apps.blender.test_images import png
 
 FRAMES = [2, 3, 4, 5, 6]
 
@@ -32,8 +33,8 @@ async def test_honest_frames_pass_and_each_forgery_fails_with_its_reason(
     blank[..., 3] = 1.0
     forged = tmp_path / "forged"
     forged.mkdir()
-    await tools.write_images({forged / "frame0003.png": blank,
-                              forged / "frame0005.png": tampered}, "PNG", tmp_path)
+    png(forged / "frame0003.png", 64, 64, pixels=blank)
+    png(forged / "frame0005.png", 64, 64, pixels=tampered)
     # Frame 4 is really frame 6 (the camera moves: every pixel differs).
     (forged / "frame0004.png").write_bytes(honest[6].read_bytes())
     for frame in (2, 6):
@@ -65,8 +66,6 @@ async def test_honest_frames_pass_and_each_forgery_fails_with_its_reason(
 async def test_wrong_size_or_format_fails_before_any_render(
     tmp_path: Path, scene: Path, size: tuple[int, int], fmt: str, reason: str
 ) -> None:
-    from tests.apps.blender.test_images import png
-
     image = png(tmp_path / f"frame0002.{fmt.lower()}", *size)
     pack_result([image], tmp_path / "result.zip")
     verdict = await verify_subtask(
@@ -77,8 +76,6 @@ async def test_wrong_size_or_format_fails_before_any_render(
 
 
 async def test_a_tile_must_have_the_tile_size(tmp_path: Path, scene: Path) -> None:
-    from tests.apps.blender.test_images import png
-
     pack_result([png(tmp_path / "frame0002.png", 64, 64)], tmp_path / "result.zip")
     verdict = await verify_subtask(
         scene, subtask([2], region=(0, 32, 64, 64), tile=(0, 2)), tmp_path / "result.zip",
