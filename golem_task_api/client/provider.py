@@ -1,6 +1,6 @@
 """The client of a one-shot ProviderApp server."""
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -81,14 +81,21 @@ class ProviderAppClient(AppClient):
         lacks it).
         """
         if on_progress is not None:
-            async for item in self.compute_with_progress(
+            stream = self.compute_with_progress(
                 task_id, subtask_id, subtask_params, timeout=timeout,
                 update_interval=update_interval, update_step=update_step,
-            ):
+            )
+            result: Path | None = None
+            # Read to the end (not return from inside the loop): the end is
+            # where the stream waits for the provider's exit.
+            async for item in stream:
                 if isinstance(item, ComputeResult):
-                    return item.output_filepath
-                on_progress(item)
-            raise Unavailable("the provider app ended its stream without a result")
+                    result = item.output_filepath
+                else:
+                    on_progress(item)
+            if result is None:
+                raise Unavailable("the provider app ended its stream without a result")
+            return result
         request = _compute_request(task_id, subtask_id, subtask_params)
         reply = await self._one_request(self._stub.Compute, request, timeout)
         return Path(reply.output_filepath)
@@ -102,7 +109,7 @@ class ProviderAppClient(AppClient):
         timeout: float | None = None,
         update_interval: float | None = None,
         update_step: float | None = None,
-    ) -> AsyncIterator[ProgressUpdate | ComputeResult]:
+    ) -> AsyncGenerator[ProgressUpdate | ComputeResult, None]:
         """Progress events, then one `ComputeResult` (or the error Compute gives).
 
         The last event before the result is SUCCEEDED; on failure a FAILED
@@ -113,7 +120,7 @@ class ProviderAppClient(AppClient):
             compute=_compute_request(task_id, subtask_id, subtask_params),
             progress=progress_args(update_interval, update_step),
         )
-        finished = False
+        result: ComputeResult | None = None
         try:
             stream = self._stub.ComputeWithProgress(request, timeout=timeout)
             try:
@@ -122,24 +129,23 @@ class ProviderAppClient(AppClient):
                     if event is None:
                         raise Unavailable("the provider app ended its stream without a result")
                     if event.HasField("result"):
-                        finished = True
-                        yield ComputeResult(Path(event.result.output_filepath))
-                        return
+                        result = ComputeResult(Path(event.result.output_filepath))
+                        break
                     yield ProgressUpdate.from_event(event.progress)
             except Unimplemented:
-                reply = await self._call(
-                    self._stub.Compute, request.compute, timeout
-                )
-                finished = True
-                yield ComputeResult(Path(reply.output_filepath))
+                reply = await self._call(self._stub.Compute, request.compute, timeout)
+                result = ComputeResult(Path(reply.output_filepath))
         except BaseException:
-            finished = True
+            # A failure, a cancel, or the caller leaving before the result
+            # (GeneratorExit): the work is abandoned, the app is stopped.
             await self.shutdown()
-            raise
-        finally:
-            if not finished:  # the caller stopped listening: the work is abandoned
-                await self.shutdown()
             await self._wait_for_exit()
+            raise
+        # The provider exits after its one request: wait for that before the
+        # result is out, so a caller that stops reading at the result leaves
+        # nothing behind.
+        await self._wait_for_exit()
+        yield result
 
     async def _read(self, stream: Any) -> Any:
         """The next message of a stream, None at its end; errors mapped."""

@@ -190,12 +190,12 @@ class ProgressTracker:
                 return  # a late report from a thread that outlived the call
             prev = self._value
             self._value = raw
-            if raw[3:] != prev[3:]:
+            if raw[2:] != prev[2:]:  # unit, message, step, step_count, state
                 self._change_index += 1
                 self._changes.append((self._change_index, raw))
                 urgent = True
             else:
-                urgent = raw[1:3] != prev[1:3]
+                urgent = raw[1] != prev[1]
         if urgent:
             self._wake_streams()
             return

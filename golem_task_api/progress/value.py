@@ -62,9 +62,11 @@ class ProgressValue(NamedTuple):
         )
 
     @property
-    def stage(self) -> tuple[str, int, int, State]:
-        """What changes are always sent for: message, step, step_count, state."""
-        return self.message, self.step, self.step_count, self.state
+    def stage(self) -> tuple[str, int, int, State, str]:
+        """What changes are always sent for: message, step, step_count, state,
+        and the unit (a new unit is a new kind of amount: the first value an
+        app reports after the framework's unitless 0/? is not held back)."""
+        return self.message, self.step, self.step_count, self.state, self.unit
 
     def ended(self, state: State, message: str | None = None) -> "ProgressValue":
         """The terminal value: SUCCEEDED completes a known total; the others

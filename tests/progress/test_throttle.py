@@ -27,15 +27,8 @@ TABLE = [
     ("changed, after interval", Throttle(1), T0 + 7, V(4), V(3), None, Reason.INTERVAL),
     ("total changed, at interval", Throttle(1), T0 + 1, V(3, 9), V(3), None, Reason.INTERVAL),
     ("total changed, before", Throttle(1), T0 + 0.2, V(3, 9), V(3), None, (T0 + 1, -INF, INF)),
-    (
-        "unit changed, before",
-        Throttle(1),
-        T0 + 0.2,
-        V(3, unit="B"),
-        V(3),
-        None,
-        (T0 + 1, -INF, INF),
-    ),
+    # a new unit is a new kind of amount: sent at once, like a stage change
+    ("unit changed, before", Throttle(1), T0 + 0.2, V(3, unit="B"), V(3), None, Reason.STAGE),
     # nothing new once free to send: wake on the next change of done at once
     (
         "unchanged, after interval",

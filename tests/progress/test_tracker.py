@@ -154,7 +154,7 @@ async def test_equal_text_made_anew_each_call_is_no_change(tracker):
     probe = Probe(tracker, Throttle(60))
     await probe.next()
     scene = "castle"
-    tracker.report(1, 10, message=f"rendering {scene}", step=1, step_count=2)
+    tracker.report(1, 10, "Frames", message=f"rendering {scene}", step=1, step_count=2)
     assert (await probe.next()).message == "rendering castle"
     for n in range(2, 10):
         tracker.report(n, 10, f"{'Frames'}", f"rendering {scene}", 1, 2)

@@ -16,9 +16,8 @@ after a crash kills what the crashed one left.
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import cast
 
 from golem_task_api import errors
 from golem_task_api.client.channel import CONNECTION_TIMEOUT
@@ -97,17 +96,11 @@ class TaskApiRunner:
             return RunResult.failed(str(exc))
 
         async def compute(client: ProviderAppClient) -> Path:
-            # Read to its end, not left at the result: the generator's end is
-            # where it waits for the app's exit (and closing it early would
-            # make it shut the app down). Typed as an iterator, it is a generator.
-            stream = cast(
-                AsyncGenerator[ClientProgress | ComputeResult, None],
-                client.compute_with_progress(
-                    execution.task_id,
-                    work.subtask_id,
-                    dict(work.params),
-                    update_interval=self.update_interval,
-                ),
+            stream = client.compute_with_progress(
+                execution.task_id,
+                work.subtask_id,
+                dict(work.params),
+                update_interval=self.update_interval,
             )
             output: Path | None = None
             async with contextlib.aclosing(stream):
