@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from apps.transcode.media import parse_compact
 from apps.transcode.params import SubtaskParams
 from apps.transcode.provider import TranscodeProviderHandler
 from apps.transcode.requestor import task_summary
@@ -135,6 +136,31 @@ async def test_progress_in_seconds_through_compute_with_progress(tmp_path: Path)
     dones = [v.done for v in values]
     assert dones == sorted(dones)
     assert [u.seq for u in updates] == list(range(len(updates)))
+
+
+def start_times(path: Path) -> dict[str, float]:
+    return {s["codec_type"]: float(s["start_time"]) for s in parse_compact(subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "stream=codec_type,start_time",
+         "-of", "compact=p=0", str(path)], check=True, capture_output=True,
+    ).stdout)}  # fmt: skip
+
+
+async def test_the_video_keeps_its_place_against_the_audio(tmp_path: Path) -> None:
+    """A source whose picture starts half a second after its sound."""
+    source = tmp_path / "late.mkv"
+    ffmpeg(
+        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=3",
+        "-itsoffset", "0.5", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=2.5",
+        "-map", "1:v", "-map", "0:a", "-c:v", "libx264", "-preset", "veryfast", "-g", "12",
+        "-pix_fmt", "yuv420p", "-c:a", "aac", "-fps_mode", "passthrough", source,
+    )  # fmt: skip
+    offset = start_times(source)["video"] - start_times(source)["audio"]
+    assert offset >= 0.5
+    util = TaskLifecycleUtil(tmp_path / "work")
+    params = {**PARAMS, "input": "late.mkv"}
+    task_dir = await util.simulate_task(inline(), 2, params, [source])
+    merged = start_times(task_dir.task_outputs_dir / "late.mp4")
+    assert merged["video"] - merged["audio"] == pytest.approx(offset, abs=0.001)
 
 
 async def test_bad_params_are_refused_with_a_clear_message(
