@@ -62,10 +62,12 @@ async def test_a_successful_stream_from_first_event_to_result(inline_provider) -
     assert not first.HasField("total")
     # Throttled: a handful of events for a million reports, never two
     # interval-driven events closer than the interval (server timestamps).
-    # Only the final flush, right before the terminal event, may come sooner.
+    # Sent sooner: the first value with the unit (a new kind of amount),
+    # and the final flush, right before the terminal event.
     events = running(outcome)
     assert len(events) < 1000, len(events)
-    for before, after in itertools.pairwise(events[:-1]):
+    assert (events[1].done, events[1].unit) == (1, "Items")
+    for before, after in itertools.pairwise(events[1:-1]):
         assert seconds(after) - seconds(before) >= interval * 0.9, (before, after)
     dones = [e.done for e in events]
     assert dones == sorted(dones)
@@ -113,8 +115,10 @@ async def test_update_step_sends_when_done_moved_by_the_step(inline_provider) ->
     ))
     assert_ends_with_result(outcome)
     dones = [e.done for e in running(outcome)]
-    # Each event after the first moved by at least the step, but the flush.
-    for before, after in itertools.pairwise(dones[:-1]):
+    # After the first event and the first with the unit (both sent at once),
+    # each moved by at least the step, but the flush.
+    assert dones[:2] == [0, 1]
+    for before, after in itertools.pairwise(dones[1:-1]):
         assert after - before >= step, dones
     assert dones[-1] == REPORTS
     assert outcome.terminal.done == REPORTS

@@ -79,13 +79,6 @@ async def consume_until_result(client: ProviderAppClient) -> Path:
     raise AssertionError("no result")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: ProviderAppClient.compute (golem_task_api/client/provider.py) returns from inside"
-    " `async for` over compute_with_progress, leaving the generator at `yield ComputeResult`;"
-    " its later aclose() throws GeneratorExit into `except BaseException: await"
-    " self.shutdown()`: a Shutdown RPC and SIGTERM race the app's own exit (exit code -15 at"
-    " times, 'soft shutdown failed' logged), and compute() returns before the exit is awaited"
-))
 @pytest.mark.parametrize(
     ("app", "how"),
     [(LEGACY_APP, "on_progress"), (PROGRESS_APP, "on_progress"), (PROGRESS_APP, "return")],
@@ -94,6 +87,9 @@ async def consume_until_result(client: ProviderAppClient) -> Path:
 async def test_after_the_result_the_provider_exits_by_itself(
     processes, prov_task_dir, app: str, how: str
 ) -> None:
+    """Was a bug until f462006: compute() returned from inside `async for`,
+    and the abandoned generator's close shut the app down (Shutdown, SIGTERM)
+    while it was exiting by itself."""
     service = processes(app, prov_task_dir)
     client = await ProviderAppClient.create(service, port=0)
     if how == "on_progress":
