@@ -340,3 +340,19 @@ async def test_a_burst_of_100_messages_is_sent_whole_or_says_what_it_dropped(
     assert messages == [f"message {i}" for i in range(1, 101)] or any(
         "dropped" in m for m in messages
     ), messages[:3]
+
+
+async def test_a_deadline_that_expires_mid_stream_stops_the_computation(
+    process_provider, tmp_path: Path
+) -> None:
+    provider = await process_provider()
+    stopped = tmp_path / "spin-stopped"
+    call = provider.stub.ComputeWithProgress(
+        compute_request({"spin": str(stopped)}, interval=0.01), timeout=1.0
+    )
+    outcome = await read_all(call)
+    assert outcome.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert any(e.done > 0 for e in outcome.progress)
+    await provider.wait_exit()
+    assert provider.service.returncode == 0
+    assert stopped.exists()

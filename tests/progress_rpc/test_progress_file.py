@@ -2,13 +2,14 @@
 the client of ComputeWithProgress receives the values (shared/progress.md,
 "How an app reports progress")."""
 
+import os
 import shlex
 from pathlib import Path
 
 import grpc
 import pytest
 
-from golem_task_api.progress import ProgressValue
+from golem_task_api.progress import GOLEM_PROGRESS_FILE, ProgressValue
 from tests.progress_rpc.conftest import (
     OK,
     Outcome,
@@ -187,9 +188,10 @@ async def test_plain_compute_sets_the_file_too(inline_provider) -> None:
     reply = await provider.compute({"shell": script})
     assert reply.output_filepath
     assert provider.handler.progress_files[0]
-    # Gone with the computation.
+    # Gone with the computation, and from the environment.
     assert not Path(provider.handler.progress_files[0]).exists()
     await provider.wait_exit()
+    assert GOLEM_PROGRESS_FILE not in os.environ
 
 
 async def test_write_then_rename_and_a_removed_file(inline_provider, tmp_path: Path) -> None:

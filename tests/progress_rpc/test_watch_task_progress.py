@@ -367,3 +367,21 @@ async def test_bad_progress_args_of_a_watch_are_invalid_argument(tutorial: Tutor
     assert outcome.code == grpc.StatusCode.INVALID_ARGUMENT and outcome.progress == []
     # The task and the server are unaffected.
     assert await tutorial.watch(update_interval=NEVER).first() == ranges(0)
+
+
+async def test_each_task_has_its_own_progress(tutorial: Tutorial) -> None:
+    other = "t2"
+    await tutorial.util.create_task(other, 2, [tutorial.data], PARAMS)
+    first = tutorial.watch(update_interval=0.01)
+    second = tutorial.watch(other, update_interval=0.01)
+    assert await second.first() == ProgressValue(0, 2, "Ranges")
+    await tutorial.compute_one()  # a range of t1
+    await first.until(lambda v: v.done == 1, "1 range of t1")
+    tutorial.util.init_provider(inline_provider, other)
+    _subtask_id, verdict = await tutorial.util.compute_next_subtask(other, "node")
+    assert verdict.name == "SUCCESS"
+    await second.until(lambda v: v.done == 1, "1 range of t2")
+    assert [v.total for v in first.values] == [RANGES] * len(first.values)
+    assert [v.total for v in second.values] == [2] * len(second.values)
+    first.cancel()
+    second.cancel()
