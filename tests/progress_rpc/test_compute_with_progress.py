@@ -28,7 +28,7 @@ from tests.progress_rpc.conftest import (
 )
 from tests.progress_rpc.progress_app import ProgressProvider
 
-REPORTS = 1_000_000
+REPORTS = 300_000
 
 
 def running(outcome: Outcome) -> list[pb.ProgressEvent]:

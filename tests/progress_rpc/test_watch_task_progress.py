@@ -288,9 +288,9 @@ async def test_after_a_restart_a_completed_task_is_succeeded_at_once(
 ))
 @pytest.mark.parametrize("when", ["completed", "mid-task", "aborted"])
 async def test_after_a_restart_a_watch_gets_the_value_the_task_had(
-    tutorial_process: Tutorial, when: str
+    tutorial: Tutorial, when: str
 ) -> None:
-    task = tutorial_process
+    task = tutorial  # restarted in-process: a new server and handler on the same dir
     if when == "completed":
         await task.util.compute_remaining_subtasks(TASK, "node")
         expected = ranges(RANGES, State.SUCCEEDED)
