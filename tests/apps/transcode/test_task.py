@@ -1,6 +1,7 @@
 """Whole transcode tasks, through the app's real servers (threads and processes)."""
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -9,6 +10,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from apps.transcode.media import parse_compact
@@ -16,7 +18,7 @@ from apps.transcode.params import SubtaskParams
 from apps.transcode.provider import TranscodeProviderHandler
 from apps.transcode.requestor import task_summary
 from golem_task_api import errors
-from golem_task_api.client import LocalProcessService, RequestorAppClient
+from golem_task_api.client import LocalProcessService, RequestorAppClient, ShutdownException
 from golem_task_api.client.provider import ComputeResult
 from golem_task_api.dirutils import ProviderTaskDir
 from golem_task_api.enums import VerifyResult
@@ -136,6 +138,33 @@ async def test_progress_in_seconds_through_compute_with_progress(tmp_path: Path)
     dones = [v.done for v in values]
     assert dones == sorted(dones)
     assert [u.seq for u in updates] == list(range(len(updates)))
+
+
+def ffmpeg_children() -> list[psutil.Process]:
+    return [p for p in psutil.Process().children(recursive=True) if p.name() == "ffmpeg"]
+
+
+async def test_a_shutdown_during_compute_ends_ffmpeg(tmp_path: Path) -> None:
+    video = make_video(tmp_path / "one-gop.mp4", seconds=4, keyint=250, audio=False)
+    util = TaskLifecycleUtil(tmp_path / "work")
+    async with util.init_requestor(inline(), port=0) as requestor:
+        await util.create_task("t1", 1, [video], {"input": "one-gop.mp4", "codec": "h264"})
+        subtask = await requestor.next_subtask("t1", "s1", "node")
+        assert subtask is not None
+        util.copy_resources_from_requestor(subtask.resources, "t1")
+    util.init_provider(inline(RealTimeProvider()), "t1")
+    await util.start_provider()
+    stream = util.provider_client.compute_with_progress("t1", "s1", subtask.params,
+                                                        update_interval=0.05)  # fmt: skip
+    with pytest.raises(ShutdownException):
+        async with contextlib.aclosing(stream):
+            async for item in stream:
+                assert not isinstance(item, ComputeResult)
+                if item.value.done > 0:  # ffmpeg is encoding
+                    assert len(ffmpeg_children()) == 1
+                    await util.provider_client.shutdown()
+    assert ffmpeg_children() == []
+    assert not (util.prov_dir.subtask_dir("t1", "s1") / "encoded_000.mp4").exists()
 
 
 def start_times(path: Path) -> dict[str, float]:
