@@ -5,10 +5,12 @@
 Compute params:
   writer: a spec for `bench.apps.progress_writer`, run as a child process
       (it inherits GOLEM_PROGRESS_FILE) and waited for;
-  stream: {"seconds": s, "thread": bool}: report with a new message each
-      time ("event i"), so that every report must be sent, for s seconds:
-      from the event loop, yielding after each report (thread false), or
-      from a worker thread (Executor.run) in a tight loop (thread true).
+  stream: {"seconds": s, "thread": bool, "pause": s or null}: report with a
+      new message each time ("event i"), so that every report must be sent,
+      for s seconds: from the event loop, yielding after each report (thread
+      false), or from a worker thread (Executor.run), in a tight loop (pause
+      null) or sleeping `pause` seconds after each report (0: just letting
+      the event loop have the GIL).
 The result file holds {"reports": how many reports were made}.
 
 `--poll`: the progress-file watcher polls (every 50 ms) instead of using
@@ -47,12 +49,14 @@ def main() -> None:
     from golem_task_api.handlers import AppLifecycleHandler, ProviderAppHandler
     from golem_task_api.threading import Executor
 
-    def report_for(seconds: float) -> int:
+    def report_for(seconds: float, pause: float | None) -> int:
         deadline = time.perf_counter() + seconds
         i = 0
         while time.perf_counter() < deadline:
             i += 1
             progress.report(i, message=f"event {i}")
+            if pause is not None:
+                time.sleep(pause)  # lets the event loop have the GIL
         return i
 
     class BenchProvider(ProviderAppHandler):
@@ -71,7 +75,9 @@ def main() -> None:
             if "stream" in subtask_params:
                 spec = subtask_params["stream"]
                 if spec.get("thread"):
-                    reports = await Executor.run(report_for, spec["seconds"]) or 0
+                    reports = await Executor.run(
+                        report_for, spec["seconds"], spec.get("pause")
+                    ) or 0
                 else:
                     deadline = time.perf_counter() + spec["seconds"]
                     while time.perf_counter() < deadline:
