@@ -8,6 +8,7 @@ Blender and anything it started), and the result JSON is read back.
 
 import collections
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -20,11 +21,15 @@ from golem_task_api.apputils.process import STDOUT, Usage, run_cmd
 
 # The Blender executable: $GOLEM_BLENDER, else `blender` on PATH.
 BLENDER_ENV = "GOLEM_BLENDER"
+# Render threads: $GOLEM_BLENDER_THREADS (e.g. a node's cores per slot),
+# else as many as the machine has.
+THREADS_ENV = "GOLEM_BLENDER_THREADS"
 JOB_SCRIPT = Path(__file__).with_name("blender_job.py")
 # Lines of Blender's output kept for error messages.
 TAIL_LINES = 30
 
 Job = dict[str, Any]
+logger = logging.getLogger(__name__)
 
 
 class BlenderError(RuntimeError):
@@ -83,10 +88,16 @@ async def run_job(
     job_file = job_dir / "job.json"
     result_file = job_dir / "result.json"
     result_file.unlink(missing_ok=True)
+    threads = os.environ.get(THREADS_ENV, "").strip()
+    if threads and "threads" not in job:
+        if not threads.isdigit() or not 1 <= int(threads) <= 1024:
+            raise BlenderError(f"{THREADS_ENV} must be a number of threads, got {threads!r}")
+        job = {**job, "threads": int(threads)}
     job_file.write_text(json.dumps({**job, "result": str(result_file)}), encoding="utf-8")
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
 
     def line(text: str) -> None:
+        logger.debug("blender: %s", text)
         if text.strip():
             tail.append(text)
         if on_line is not None:

@@ -59,9 +59,10 @@ class RenderProgress:
     def feed(self, line: str) -> None:
         """One line of Blender's output (stdout and stderr, in order)."""
         try:
-            marker = line.find(MARKER)
-            if marker >= 0:
-                self._on_marker(json.loads(line[marker + len(MARKER):]))
+            # Only at the start of a line (the job script prints a newline
+            # first): a status line that names an object cannot pose as one.
+            if line.startswith(MARKER):
+                self._on_marker(json.loads(line[len(MARKER):]))
             else:
                 self._on_status(line)
         except Exception:  # progress must never break a render
