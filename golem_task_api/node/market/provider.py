@@ -98,6 +98,12 @@ class ComputeNodeProvider:
     def staging_dir(self) -> Path:
         return self._staging.work_dir
 
+    @property
+    def bid_execution_id(self) -> str | None:
+        """The execution of the bid the lease won, until a compute uses it: a
+        requestor can record it before the compute starts."""
+        return self._bid
+
     def __repr__(self) -> str:
         return f"<ComputeNodeProvider {self._id} for task {self.offer.task_id}>"
 

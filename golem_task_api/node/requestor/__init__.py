@@ -1,0 +1,1 @@
+"""The requestor side of the node: app processes, task runs, verification, delivery."""
