@@ -23,12 +23,15 @@ otherwise compute writes {subtask_id}/result.json and returns its path.
 """
 
 import asyncio
+import contextlib
 import json
 import os
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from golem_task_api import progress
 from golem_task_api.dirutils import ProviderTaskDir
@@ -64,6 +67,15 @@ def _spin(stopped_file: str) -> int:
     return done
 
 
+def _kill_tree(pid: int) -> None:
+    """Kill a child process and all of its descendants."""
+    with contextlib.suppress(psutil.Error):
+        parent = psutil.Process(pid)
+        for process in [*parent.children(recursive=True), parent]:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+
+
 async def _hold_until(path: str, limit: float = HOLD_LIMIT) -> None:
     deadline = time.monotonic() + limit
     while not os.path.exists(path):
@@ -97,7 +109,12 @@ class ProgressProvider(ProviderAppHandler):
                 child = await asyncio.create_subprocess_exec(
                     "/bin/sh", "-c", params["shell"], stdin=asyncio.subprocess.DEVNULL
                 )
-                code = await child.wait()
+                try:
+                    code = await child.wait()
+                finally:
+                    if child.returncode is None:  # cancelled: leave nothing behind
+                        _kill_tree(child.pid)
+                        await asyncio.shield(child.wait())
                 if code:
                     raise RuntimeError(f"the script exited with code {code}")
             if "reports" in params:
