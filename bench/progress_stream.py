@@ -306,11 +306,11 @@ def micro(fn: Callable[[], object], n: int = 100_000) -> float:
     return (time.process_time() - started) / n
 
 
-def in_process_breakdown() -> None:
+async def in_process_breakdown() -> None:
     rounds = 3
-    ours = min(asyncio.run(in_process_ours()) for _ in range(rounds))
-    floor = min(asyncio.run(in_process_floor(False)) for _ in range(rounds))
-    floor_timer = min(asyncio.run(in_process_floor(True)) for _ in range(rounds))
+    ours = min([await in_process_ours() for _ in range(rounds)])
+    floor = min([await in_process_floor(False) for _ in range(rounds)])
+    floor_timer = min([await in_process_floor(True) for _ in range(rounds)])
     raw = micro(lambda: build_raw(7))
     log = collections.deque(
         ((i, (float(i), None, "", f"m{i}", 0, 0, State.RUNNING)) for i in range(64)), maxlen=64
@@ -386,7 +386,7 @@ async def run(args: argparse.Namespace) -> None:
           " for raw, every message it made is sent. 'server CPU': the server process's"
           " user+system time per message, the handler's included, which a busy machine"
           " blurs less than events/s)")
-    in_process_breakdown()
+    await in_process_breakdown()
     judged = statistics.median([a / b for a, b in zip(rates[JUDGED], baseline, strict=True)])
     profiled = SIDES[:-1] if args.profile else [JUDGED] if judged < TARGET else []
     for name in profiled:
