@@ -212,14 +212,18 @@ class LocalNode:
             await node.stop()
 
     async def stop(self) -> None:
-        """Stop the task runs (unfinished tasks stay so), the apps, the compute nodes."""
+        """Stop the task runs (unfinished tasks stay so), the apps, the compute nodes.
+
+        Idempotent."""
         if self._manager is not None:
-            await self._manager.aclose()
+            manager, self._manager = self._manager, None
+            await manager.aclose()
         for node in reversed(list(self._nodes.values())):
             with contextlib.suppress(Exception):
                 await node.stop()
         self._nodes.clear()
-        for env in self._environments:
+        environments, self._environments = self._environments, []
+        for env in environments:
             with contextlib.suppress(Exception):
                 await env.aclose()
         if self._recorder is not None:

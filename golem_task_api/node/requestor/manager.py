@@ -24,11 +24,13 @@ from golem_task_api.node.compute.states import (
     StateConflict,
 )
 from golem_task_api.node.market.provider import settle
+from golem_task_api.node.requestor.apps import RequestorApps
 from golem_task_api.node.requestor.context import NodeContext, app_spec
-from golem_task_api.node.requestor.events import TaskAborted, TaskCreated, TaskFailed
+from golem_task_api.node.requestor.events import NodeEvents, TaskAborted, TaskCreated, TaskFailed
 from golem_task_api.node.requestor.task_run import TaskRun
 from golem_task_api.node.state import (
     AppRef,
+    NodeDB,
     SubtaskRow,
     SubtaskState,
     TaskRow,
@@ -144,7 +146,7 @@ class TaskManager:
         if run is not None:
             run.abort(reason)
             return await asyncio.shield(self._tasks[task_id])
-        return await abort_offline(self.ctx, task_id, reason)
+        return await abort_offline(self.ctx.db, self.ctx.apps, self.ctx.events, task_id, reason)
 
     async def restart_subtasks(self, task_id: str, subtask_ids: Sequence[str]) -> list[str]:
         """DiscardSubtasks: the app computes those parts again. Returns what it discarded.
@@ -202,7 +204,9 @@ class TaskManager:
                         db.update_task(request.task_id, abort_requested=True)
                         result = "aborting"
                     else:
-                        task = await abort_offline(self.ctx, request.task_id, reason)
+                        task = await abort_offline(
+                            self.ctx.db, self.ctx.apps, self.ctx.events, request.task_id, reason
+                        )
                         result = task.state.value
                 elif request.op == "restart":
                     ids = [str(s) for s in request.args.get("subtask_ids") or []]
@@ -272,9 +276,10 @@ async def _reconcile(
     logger.info("withdrew execution %s (%s) on %s: %s", execution_id, state.value, node_id, reason)
 
 
-async def abort_offline(ctx: NodeContext, task_id: str, reason: str) -> TaskRow:
+async def abort_offline(
+    db: NodeDB, apps: RequestorApps, events: NodeEvents, task_id: str, reason: str
+) -> TaskRow:
     """Abort a task no task run holds: record it, then AbortTask if its app can start."""
-    db = ctx.db
     task = db.get_task(task_id)
     if task.state.finished:
         return task
@@ -282,9 +287,9 @@ async def abort_offline(ctx: NodeContext, task_id: str, reason: str) -> TaskRow:
     for row in db.unsettled_subtasks(task_id):
         db.update_subtask(row.subtask_id, state=S.ABORTED, reason=reason)
     db.update_task(task_id, state=TaskState.ABORTED, error=reason)
-    ctx.events.emit(TaskAborted(reason), task_id=task_id)
+    events.emit(TaskAborted(reason), task_id=task_id)
     if task.state is not TaskState.CREATING:
-        app = ctx.apps.get(app_spec(task.app))
+        app = apps.get(app_spec(task.app))
         app.retain()
         try:
             async with asyncio.timeout(30.0):

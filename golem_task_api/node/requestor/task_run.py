@@ -16,6 +16,7 @@ what the previous node process left in flight (`SubtaskFlow.recover`).
 """
 
 import asyncio
+import contextlib
 import logging
 import shutil
 import time
@@ -69,6 +70,7 @@ logger = logging.getLogger(__name__)
 
 S = SubtaskState
 ABORT_TIMEOUT = 30.0
+WATCH_END_WAIT = 2.0
 
 
 class TaskRun:
@@ -211,6 +213,9 @@ class TaskRun:
                 watch = group.create_task(self._watch(app, state))
                 await self._recover(flow, state, group)
                 await self._dispatch(task, app, market, flow, state, group)
+                # The app's stream ends by itself with the final value, just after.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(watch), WATCH_END_WAIT)
                 watch.cancel()
         except BaseExceptionGroup as errors:
             raise _first(errors) from None

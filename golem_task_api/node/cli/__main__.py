@@ -1,0 +1,5 @@
+import sys
+
+from golem_task_api.node.cli.main import main
+
+sys.exit(main())
