@@ -233,6 +233,10 @@ class RequestorApps:
             )
         return app
 
+    def find(self, name: str) -> RequestorApp | None:
+        """The app of that name, if a task used it."""
+        return self._apps.get(name)
+
     def kill_leftovers(self) -> list[str]:
         """Kill requestor apps a crashed node left running (before any is started)."""
         killed = []

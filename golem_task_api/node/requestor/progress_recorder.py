@@ -12,6 +12,9 @@ import contextlib
 from golem_task_api.node.requestor.events import (
     NodeEvent,
     NodeEvents,
+    TaskAborted,
+    TaskCompleted,
+    TaskFailed,
     TaskProgress,
 )
 from golem_task_api.node.state import NodeDB, Progress
@@ -51,6 +54,8 @@ class ProgressRecorder:
             self._computes.discard((event.batch_id, event.index))
         elif isinstance(kind, TaskProgress) and event.task_id is not None:
             self._tasks[event.task_id] = Progress(kind.done, kind.total, kind.unit, kind.message)
+        elif isinstance(kind, TaskCompleted | TaskFailed | TaskAborted):
+            self.flush()  # a finished task's last value is in at once
 
     async def _run(self) -> None:
         while True:
