@@ -30,7 +30,8 @@ _MAX_LINE = 16384
 class LocalProcessService(TaskApiService):
     """`python -m APP [--work-dir DIR] [--host HOST] requestor|provider PORT`.
 
-    The process runs in a session of its own; `stop()` and the end of
+    It listens on a free port (the one in the command only with
+    `use_requested_port`). The process runs in a session of its own; `stop()` and the end of
     `wait_until_shutdown_complete()` kill its whole process group, so the
     app's own children (Blender, ffmpeg...) never outlive it. Its output is
     captured: into `log_path` if given, and the last lines in memory.
@@ -48,6 +49,7 @@ class LocalProcessService(TaskApiService):
         extra_args: Sequence[str] = (),
         start_timeout: float = START_TIMEOUT,
         stop_grace: float = STOP_GRACE,
+        use_requested_port: bool = False,
     ) -> None:
         self._argv_prefix = [sys.executable, "-m", app] if isinstance(app, str) else list(app)
         self._work_dir = Path(work_dir)
@@ -58,6 +60,7 @@ class LocalProcessService(TaskApiService):
         self._extra_args = list(extra_args)
         self._start_timeout = start_timeout
         self._stop_grace = stop_grace
+        self._use_requested_port = use_requested_port
         self._process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
         self._tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
@@ -80,6 +83,10 @@ class LocalProcessService(TaskApiService):
     def command_line(self, command: str | Sequence[str]) -> list[str]:
         words = command.split() if isinstance(command, str) else [str(w) for w in command]
         parse_command(words)
+        if not self._use_requested_port and not self._host.startswith("unix:"):
+            # A local process needs no fixed port (a container does): a free
+            # one, so that apps started side by side never collide on 50006.
+            words[1] = "0"
         return [
             *self._argv_prefix, "--work-dir", str(self._work_dir), "--host", self._host,
             *self._extra_args, *words,

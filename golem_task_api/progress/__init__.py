@@ -13,7 +13,7 @@ from golem_task_api.progress.filewatch import (
     progress_file_env,
     remove_progress_file,
 )
-from golem_task_api.progress.report import bind, current_tracker, report
+from golem_task_api.progress.report import bind, current_progress_file, current_tracker, report
 from golem_task_api.progress.tail import TailReader
 from golem_task_api.progress.throttle import (
     DEFAULT_INTERVAL,
@@ -47,6 +47,7 @@ __all__ = [
     "Throttle",
     "bind",
     "check_value",
+    "current_progress_file",
     "current_tracker",
     "from_event",
     "new_progress_file",

@@ -28,6 +28,7 @@ from golem_task_api.progress.filewatch import (
     progress_file_env,
     remove_progress_file,
 )
+from golem_task_api.progress.report import _current_file
 from golem_task_api.progress.throttle import Throttle
 from golem_task_api.progress.tracker import ProgressTracker
 from golem_task_api.proto import golem_task_api_pb2 as pb
@@ -84,7 +85,11 @@ class ComputationProgress:
                 work.close()
                 raise
         with self.tracker.bind():
-            task = asyncio.ensure_future(work)
+            token = _current_file.set(self.path)
+            try:
+                task = asyncio.ensure_future(work)
+            finally:
+                _current_file.reset(token)
         self._task = task
         task.add_done_callback(self._ended)
         return task

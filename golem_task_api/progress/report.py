@@ -9,6 +9,8 @@ runs unchanged in unit tests and under plain `Compute`.
 """
 
 import contextvars
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -41,6 +43,25 @@ def report(
         tracker.report(done, total, unit, message, step, step_count)
 
 
+_current_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "golem_task_api_progress_file", default=None
+)
+
+
+def current_progress_file() -> Path | None:
+    """The progress file of the current computation (for its child processes).
+
+    Bound to the call like `report()`; outside one, the GOLEM_PROGRESS_FILE
+    of the environment, if any. Prefer this to reading os.environ where two
+    computations may share a process (e.g. inline test servers).
+    """
+    bound = _current_file.get()
+    if bound is not None:
+        return bound
+    named = os.environ.get("GOLEM_PROGRESS_FILE")
+    return Path(named) if named else None
+
+
 def current_tracker() -> "ProgressTracker | None":
     """The tracker `report()` reports to here, if any."""
     return _current.get()
@@ -69,4 +90,4 @@ class bind:
         self._token = None
 
 
-__all__ = ["bind", "current_tracker", "report"]
+__all__ = ["bind", "current_progress_file", "current_tracker", "report"]

@@ -33,6 +33,8 @@ class TaskLifecycleUtil:
         self.prov_dir.mkdir(parents=True, exist_ok=True)
         self.requestor_client: RequestorAppClient
         self.provider_client: ProviderAppClient
+        # The reason the last verdict of compute_next_subtask gave.
+        self.last_verify_reason: str = ""
         self._provider_service: TaskApiService | None = None
 
     # -- requestor --------------------------------------------------------
@@ -148,7 +150,7 @@ class TaskLifecycleUtil:
         await self.start_provider()
         output_filepath = await self.provider_client.compute(task_id, subtask_id, subtask.params)
         self.copy_result_from_provider(output_filepath, task_id, subtask_id)
-        result, _reason = await self.requestor_client.verify(task_id, subtask_id)
+        result, self.last_verify_reason = await self.requestor_client.verify(task_id, subtask_id)
         return subtask_id, result
 
     async def compute_remaining_subtasks(self, task_id: str, opaque_node_id: str) -> list[str]:

@@ -326,14 +326,6 @@ async def providers(prov_task_dir: ProviderTaskDir) -> AsyncIterator[Callable[..
 # -- app processes ----------------------------------------------------------
 
 
-class FreePortService(LocalProcessService):
-    """The echo app as a process, always on a free port (tests run side by side)."""
-
-    async def start(self, command: str, port: int) -> tuple[str, int]:
-        role, _port, *rest = command.split()
-        return await super().start(" ".join([role, "0", *rest]), 0)
-
-
 @pytest.fixture
 async def processes() -> AsyncIterator[Any]:
     """`make(work_dir, **kwargs)` → a LocalProcessService of the echo app.
@@ -343,9 +335,11 @@ async def processes() -> AsyncIterator[Any]:
     made: list[LocalProcessService] = []
 
     def make(work_dir: Path, *, free_port: bool = True, **kwargs: Any) -> LocalProcessService:
-        cls = FreePortService if free_port else LocalProcessService
         kwargs.setdefault("cwd", REPO_ROOT)
-        service = cls(APP_MODULE, work_dir, **kwargs)
+        # A local service binds a free port unless told to use the requested one.
+        service = LocalProcessService(
+            APP_MODULE, work_dir, use_requested_port=not free_port, **kwargs
+        )
         made.append(service)
         return service
 

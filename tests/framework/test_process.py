@@ -445,8 +445,12 @@ def test_service_refuses_a_bad_command(req_work_dir) -> None:
     for command in ("requestor", "worker 1", "requestor port", "requestor 70000"):
         with pytest.raises(CommandError):
             service.command_line(command)
-    assert service.command_line("requestor 50005")[-2:] == ["requestor", "50005"]
-    assert service.command_line(["provider", 50006])[-2:] == ["provider", "50006"]
+    # A free port by default (local processes need no fixed one)...
+    assert service.command_line("requestor 50005")[-2:] == ["requestor", "0"]
+    # ...the requested one when asked.
+    fixed = LocalProcessService(APP_MODULE, req_work_dir, use_requested_port=True)
+    assert fixed.command_line("requestor 50005")[-2:] == ["requestor", "50005"]
+    assert fixed.command_line(["provider", 50006])[-2:] == ["provider", "50006"]
 
 
 async def test_an_app_that_never_serves(req_work_dir) -> None:

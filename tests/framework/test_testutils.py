@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from golem_task_api.client import ProviderAppClient, RequestorAppClient, TaskApiService
+from golem_task_api.client import (
+    LocalProcessService,
+    ProviderAppClient,
+    RequestorAppClient,
+    TaskApiService,
+)
 from golem_task_api.dirutils import ProviderTaskDir, RequestorTaskDir
 from golem_task_api.entrypoint import CommandError
 from golem_task_api.enums import VerifyResult
@@ -18,7 +23,6 @@ from golem_task_api.testutils import InlineTaskApiService, TaskLifecycleUtil
 from tests.framework.conftest import (
     APP_MODULE,
     REPO_ROOT,
-    FreePortService,
     bounded,
     health_status,
     poll,
@@ -89,10 +93,10 @@ def check_finished_task(task_dir: RequestorTaskDir, count: int, resource: Path) 
 async def test_simulate_task_with_app_processes(tmp_path, resource) -> None:
     """A whole task, each server a real process of the app (as a node runs it)."""
     util = TaskLifecycleUtil(tmp_path / "lifecycle")
-    services: list[FreePortService] = []
+    services: list[LocalProcessService] = []
 
     def service(work_dir: Path) -> TaskApiService:
-        made = FreePortService(APP_MODULE, work_dir, cwd=REPO_ROOT)
+        made = LocalProcessService(APP_MODULE, work_dir, cwd=REPO_ROOT)
         services.append(made)
         return made
 
