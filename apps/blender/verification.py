@@ -38,16 +38,18 @@ from apps.blender.params import SubtaskParams
 # 8-bit output is dithered, and a crop is dithered differently (2/255 seen).
 IDENTICAL_TOLERANCE = {"PNG": 3.5 / 255, "EXR": 1e-3}
 # Accept a crop whose PSNR to the reference is at most PSNR_MARGIN dB below
-# that of an honest render with another seed (3 dB: twice the squared error),
-# and whose SSIM is at most SSIM_MARGIN below it; a noisy scene's honest
-# renders differ more, so its thresholds go down with it, but never below the
-# floors. A crop at least as good as the caps passes whatever the noise.
-PSNR_MARGIN = 3.0
+# that of an honest render with another seed (4 dB: 2.5 times the squared
+# error), and whose SSIM dissimilarity (1 - SSIM) is at most SSIM_RATIO
+# times the honest one plus SSIM_SLACK. A noisy scene's honest renders differ
+# more, so its thresholds go down with it, but never below the floors; a crop
+# at least as good as the caps passes whatever the noise.
+PSNR_MARGIN = 4.0
 PSNR_CAP = 45.0
 PSNR_FLOOR = 20.0
-SSIM_MARGIN = 0.05
+SSIM_RATIO = 1.5
+SSIM_SLACK = 0.02
 SSIM_CAP = 0.95
-SSIM_FLOOR = 0.5
+SSIM_FLOOR = 0.3
 # A result may not unpack to more than this many bytes per pixel and frame
 # (RGBA half floats are 8; a compressed image is smaller).
 MAX_BYTES_PER_PIXEL = 16
@@ -78,7 +80,7 @@ def thresholds(noise: Similarity | None) -> Similarity:
         return Similarity(PSNR_CAP, SSIM_CAP)
     return Similarity(
         psnr=max(PSNR_FLOOR, min(PSNR_CAP, noise.psnr - PSNR_MARGIN)),
-        ssim=max(SSIM_FLOOR, min(SSIM_CAP, noise.ssim - SSIM_MARGIN)),
+        ssim=max(SSIM_FLOOR, min(SSIM_CAP, 1.0 - SSIM_RATIO * (1.0 - noise.ssim) - SSIM_SLACK)),
     )
 
 
