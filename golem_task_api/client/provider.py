@@ -13,6 +13,7 @@ from golem_task_api.client.channel import CONNECTION_TIMEOUT
 from golem_task_api.client.service import TaskApiService
 from golem_task_api.errors import Unavailable, Unimplemented, from_status
 from golem_task_api.progress.events import ProgressUpdate, progress_args
+from golem_task_api.progress.throttle import Throttle
 from golem_task_api.proto import golem_task_api_pb2 as pb
 from golem_task_api.proto import golem_task_api_pb2_grpc as pb_grpc
 from golem_task_api.ssl import ClientTls
@@ -116,9 +117,12 @@ class ProviderAppClient(AppClient):
         event comes, then the error is raised. Against an app built before
         ComputeWithProgress, this is plain Compute: no events, the result.
         """
+        args = progress_args(update_interval, update_step)
+        # Checked here, as the server would: a bad argument must not cost the
+        # provider its one request (on an error the client stops the app).
+        Throttle.from_proto(args)
         request = pb.ComputeWithProgressRequest(
-            compute=_compute_request(task_id, subtask_id, subtask_params),
-            progress=progress_args(update_interval, update_step),
+            compute=_compute_request(task_id, subtask_id, subtask_params), progress=args
         )
         result: ComputeResult | None = None
         try:

@@ -13,9 +13,10 @@ from golem_task_api.errors import (
     FailedPrecondition,
     InvalidArgument,
     ResourceExhausted,
+    Unavailable,
 )
 from golem_task_api.handlers import AppLifecycleHandler, RequestorAppHandler
-from golem_task_api.progress import ProgressTracker, Throttle
+from golem_task_api.progress import ProgressTracker, ProgressValue, Throttle
 from golem_task_api.proto import golem_task_api_pb2 as pb
 from golem_task_api.server.app_server import (
     DEFAULT_GRACE,
@@ -24,11 +25,30 @@ from golem_task_api.server.app_server import (
     AppServer,
 )
 from golem_task_api.server.registration import register_servicer
-from golem_task_api.server.rpc import CallGate, rpc, rpc_stream
+from golem_task_api.server.rpc import SHUTTING_DOWN, CallGate, rpc, rpc_stream
 from golem_task_api.server.task_records import SETTLED, SubtaskState, TaskRecord, TaskRecords
 from golem_task_api.validation import check_id, parse_params, resolve_inside
 
 Reply = TypeVar("Reply", pb.CreateTaskReply, pb.NextSubtaskReply)
+
+class _Reporting:
+    """Binds report() to a task's tracker; keeps the value it ends with."""
+
+    __slots__ = ("_bound", "_record", "_tracker")
+
+    def __init__(self, tracker: ProgressTracker, record: TaskRecord) -> None:
+        self._tracker = tracker
+        self._record = record
+        self._bound = tracker.bind()
+
+    def __enter__(self) -> None:
+        self._bound.__enter__()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._bound.__exit__(None, None, None)
+        if not self._tracker.finished:
+            self._record.set_progress(self._tracker.value)
+
 
 # Ids are checked once and their dirs kept, up to this many tasks.
 _TASK_DIR_CACHE = 100_000
@@ -66,7 +86,8 @@ class RequestorAppServicer:
         # What the app reports for each task (report() in its handlers).
         self._progress: dict[str, ProgressTracker] = {}
         self._task_dirs: dict[str, RequestorTaskDir] = {}
-        self._watches: set[asyncio.Task[Any]] = set()
+        # Set when the server stops: ends the watch streams.
+        self._stopping = asyncio.Event()
 
     def _task_dir(self, task_id: str) -> RequestorTaskDir:
         """The (checked) dir of a task, made once per task id: on the hot path."""
@@ -86,16 +107,22 @@ class RequestorAppServicer:
     def _tracker(self, record: TaskRecord) -> ProgressTracker:
         tracker = self._progress.get(record.task_id)
         if tracker is None:
-            tracker = self._progress[record.task_id] = ProgressTracker()
+            # After a restart: from the last value the app reported.
+            tracker = ProgressTracker(record.progress or ProgressValue())
+            self._progress[record.task_id] = tracker
             if record.aborted:
                 tracker.cancel("the task was aborted")
             elif record.completed:
                 tracker.succeed()
         return tracker
 
+    def _reporting(self, record: TaskRecord) -> "_Reporting":
+        """Around a handler call: report() goes to the task; what it reported is kept."""
+        return _Reporting(self._tracker(record), record)
+
     async def _complete_if_done(self, record: TaskRecord, task_dir: RequestorTaskDir) -> bool:
         """Nothing pending, nothing in flight: the task is complete. Returns pending."""
-        with self._tracker(record).bind():
+        with self._reporting(record):
             pending = await self._handler.has_pending_subtasks(task_dir)
         if not pending and not record.in_flight and not record.aborted:
             record.set_completed(True)
@@ -104,14 +131,13 @@ class RequestorAppServicer:
 
     def _reopen(self, record: TaskRecord) -> None:
         """Watchers of the finished task saw its end; new ones follow the
-        work that is to come."""
+        work that is to come, from the value the task has."""
         record.set_completed(False)
         self._progress.pop(record.task_id, None)
 
     def end_watches(self) -> None:
-        """Streams end when the server stops; they do not hold it up."""
-        for watch in self._watches:
-            watch.cancel()
+        """Streams end when the server stops (UNAVAILABLE): they do not hold it up."""
+        self._stopping.set()
 
     @rpc
     async def CreateTask(self, request: pb.CreateTaskRequest, context: Any) -> pb.CreateTaskReply:
@@ -130,7 +156,9 @@ class RequestorAppServicer:
                     task_dir, request.max_subtasks_count, params
                 )
             # Inside: a task whose reply cannot be made or sent is not created.
-            return fits(convert.task_to_reply(task))
+            reply = fits(convert.task_to_reply(task))
+        self._records.get(request.task_id).set_progress(tracker.value)
+        return reply
 
     @rpc
     async def NextSubtask(
@@ -145,7 +173,7 @@ class RequestorAppServicer:
                 f"subtask id {subtask_id!r} was already used in task {request.task_id!r}"
             )
         with record.hold(subtask_id, "NextSubtask"):
-            with self._tracker(record).bind():
+            with self._reporting(record):
                 subtask = await self._handler.next_subtask(
                     task_dir, subtask_id, request.opaque_node_id
                 )
@@ -171,7 +199,7 @@ class RequestorAppServicer:
                 " it cannot be verified"
             )
         with record.hold(subtask_id, "Verify"):
-            with self._tracker(record).bind():
+            with self._reporting(record):
                 result, reason = await self._handler.verify(task_dir, subtask_id)
             reply = convert.verify_to_reply(result, reason)
             new_state = _VERDICT_STATE.get(result)
@@ -191,14 +219,17 @@ class RequestorAppServicer:
         subtask_ids = [check_id("subtask_id", s) for s in request.subtask_ids]
         for subtask_id in subtask_ids:
             record.subtask(subtask_id)
-        with self._tracker(record).bind():
+        if record.completed and subtask_ids:
+            # Before the call: what the app reports while it discards belongs
+            # to the reopened task (it completes again at HasPendingSubtasks
+            # if nothing was discarded after all).
+            self._reopen(record)
+        with self._reporting(record):
             discarded = await self._handler.discard_subtasks(task_dir, subtask_ids)
         reply = pb.DiscardSubtasksReply(discarded_subtask_ids=discarded)
         for subtask_id in discarded:
             if subtask_id in record.subtasks:
                 record.set_subtask(subtask_id, SubtaskState.DISCARDED)
-        if discarded and record.completed:
-            self._reopen(record)
         return reply
 
     @rpc
@@ -223,7 +254,7 @@ class RequestorAppServicer:
         task_dir = self._task_dir(request.task_id)
         record = self._records.get(request.task_id)
         if not record.aborted:
-            with self._tracker(record).bind():
+            with self._reporting(record):
                 await self._handler.abort_task(task_dir)
             record.set_aborted()
             self._tracker(record).cancel("the task was aborted")
@@ -244,7 +275,7 @@ class RequestorAppServicer:
                 f"subtask {subtask_id!r} of task {request.task_id!r} is verified:"
                 " use DiscardSubtasks to compute it again"
             )
-        with self._tracker(record).bind():
+        with self._reporting(record):
             await self._handler.abort_subtask(task_dir, subtask_id)
         if state not in SETTLED:
             record.set_subtask(subtask_id, SubtaskState.ABORTED)
@@ -262,15 +293,30 @@ class RequestorAppServicer:
     ) -> AsyncIterator[pb.ProgressEvent]:
         record = self._records.get(request.task_id)
         throttle = Throttle.from_proto(request.progress if request.HasField("progress") else None)
-        tracker = self._tracker(record)
-        watch = asyncio.current_task()
-        assert watch is not None
-        self._watches.add(watch)
+        events = self._tracker(record).subscribe(throttle)
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        next_event: asyncio.Future[pb.ProgressEvent] | None = None
         try:
-            async for event in tracker.subscribe(throttle):
+            while True:
+                # Each next event raced with the server's stop: a cancelled
+                # stream would end without a status only after the grace.
+                next_event = asyncio.ensure_future(anext(events))
+                await asyncio.wait((next_event, stopping), return_when=asyncio.FIRST_COMPLETED)
+                if not next_event.done():
+                    raise Unavailable(SHUTTING_DOWN)
+                try:
+                    event = next_event.result()
+                except StopAsyncIteration:
+                    return
                 yield event
         finally:
-            self._watches.discard(watch)
+            stopping.cancel()
+            if next_event is not None and not next_event.done():
+                next_event.cancel()
+                await asyncio.wait((next_event,))  # the generator must be idle to close
+            close = getattr(events, "aclose", None)
+            if close is not None:
+                await close()
 
 
 class RequestorAppServer(AppServer):

@@ -14,9 +14,11 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from golem_task_api.dirutils import RequestorDir
 from golem_task_api.errors import AlreadyExists, FailedPrecondition, NotFound
+from golem_task_api.progress.value import ProgressValue, State
 from golem_task_api.validation import check_id
 
 logger = logging.getLogger(__name__)
@@ -45,6 +47,8 @@ class TaskRecord:
         self.aborted = False
         # Nothing pending and nothing in flight: the outputs are complete.
         self.completed = False
+        # The last progress the app reported for the task (kept across restarts).
+        self.progress: ProgressValue | None = None
         self.subtasks: dict[str, SubtaskState] = {}
         self._issued = 0
         # In memory only: guards against two concurrent calls for one id.
@@ -69,17 +73,19 @@ class TaskRecord:
             record._apply(op, args)
         return record
 
-    def _apply(self, op: str, args: list[str]) -> None:
+    def _apply(self, op: str, args: list[Any]) -> None:
         if op == "aborted":
             self.aborted = True
         elif op == "completed":
             self.completed = True
         elif op == "reopened":
             self.completed = False
+        elif op == "progress":
+            self.progress = _progress_from(args)
         elif op == "subtask":
             self._change(args[0], SubtaskState(args[1]))
 
-    def _append(self, *entry: str) -> None:
+    def _append(self, *entry: Any) -> None:
         data = (json.dumps(entry) + "\n").encode("utf-8")
         fd = self.fd if self.fd is not None else self._files.open(self)
         os.write(fd, data)
@@ -96,6 +102,12 @@ class TaskRecord:
     def set_aborted(self) -> None:
         self.aborted = True
         self._append("aborted")
+
+    def set_progress(self, value: ProgressValue) -> None:
+        value = value._replace(state=State.RUNNING)  # the state is the record's
+        if value != self.progress:
+            self.progress = value
+            self._append("progress", *_progress_fields(value))
 
     def set_completed(self, completed: bool) -> None:
         if completed != self.completed:
@@ -127,6 +139,18 @@ class TaskRecord:
             )
         self.busy.add(subtask_id)
         return _Hold(self.busy, subtask_id)
+
+
+def _progress_fields(value: ProgressValue) -> list[Any]:
+    return [value.done, value.total, value.unit, value.message, value.step, value.step_count]
+
+
+def _progress_from(args: list[Any]) -> ProgressValue | None:
+    try:
+        done, total, unit, message, step, step_count = args
+        return ProgressValue.checked(done, total, unit, message, step, step_count)
+    except (TypeError, ValueError):
+        return None
 
 
 class _Hold:

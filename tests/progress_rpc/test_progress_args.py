@@ -69,11 +69,6 @@ async def test_odd_but_valid_progress_args(inline_provider) -> None:
         await provider.wait_exit()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: ProviderAppClient.compute_with_progress (golem_task_api/client/provider.py) sends"
-    " ProgressArgs it could check itself, and on the INVALID_ARGUMENT shuts the provider app"
-    " down, although the server refused before using its one request"
-))
 async def test_our_client_with_bad_progress_args_leaves_the_provider_usable(
     processes, prov_task_dir
 ) -> None:

@@ -220,11 +220,6 @@ async def test_abort_task_ends_the_watch_with_cancelled(tutorial: Tutorial) -> N
     assert late.values == [terminal]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: RequestorAppServicer.end_watches (golem_task_api/server/requestor.py) cancels the"
-    " watch's RPC task; grpc.aio swallows the CancelledError without sending a status, so the"
-    " call stays open until server.stop()'s 5 s grace runs out ('Cancelling all calls')"
-))
 async def test_a_watch_ends_promptly_when_the_server_stops(tutorial: Tutorial) -> None:
     watch = tutorial.watch(update_interval=NEVER)
     await watch.first()
@@ -280,12 +275,6 @@ async def test_after_a_restart_a_completed_task_is_succeeded_at_once(
     assert outcome.progress[0].seq == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: the value a task's progress had is lost when the requestor app restarts:"
-    " RequestorAppServicer._tracker (golem_task_api/server/requestor.py) starts a fresh"
-    " ProgressTracker() at 0 of an unknown total, no unit (then succeed()s or cancel()s it"
-    " from the record), until the app happens to report again"
-))
 @pytest.mark.parametrize("when", ["completed", "mid-task", "aborted"])
 async def test_after_a_restart_a_watch_gets_the_value_the_task_had(
     tutorial: Tutorial, when: str
@@ -341,11 +330,6 @@ async def test_discard_subtasks_reopens_a_completed_task(tutorial: Tutorial) -> 
     assert_terminal_once_last(outcome)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: DiscardSubtasks (golem_task_api/server/requestor.py) binds the handler call to the"
-    " finished tracker of the completed task, which drops the app's report (3/4 Ranges), then"
-    " pops it; the next watcher gets a fresh tracker at 0 of an unknown total"
-))
 async def test_discard_subtasks_the_reopened_task_shows_what_the_app_reported(
     tutorial: Tutorial,
 ) -> None:
