@@ -10,10 +10,10 @@ import collections
 import contextlib
 import enum
 import json
-from json.encoder import encode_basestring as _quote
 import logging
 import os
 from collections.abc import Iterator
+from json.encoder import encode_basestring as _quote
 from pathlib import Path
 from typing import Any
 
