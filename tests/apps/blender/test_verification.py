@@ -82,3 +82,18 @@ async def test_a_tile_must_have_the_tile_size(tmp_path: Path, scene: Path) -> No
         tmp_path / "w", random.Random(1),
     )
     assert verdict.reason == "frame 2: the image is 64x64 pixels, expected 64x32"
+
+
+async def test_an_honest_render_with_other_noise_passes(tmp_path: Path, scene: Path) -> None:
+    """A provider whose noise shares nothing with ours (another seed: the
+    worst an honest machine can differ) is accepted, on the yardstick."""
+    other = await tools.render_frames(
+        scene, tmp_path / "other", [2, 3], resolution=RESOLUTION, samples=SAMPLES, seed_offset=5
+    )
+    pack_result([other[2], other[3]], tmp_path / "result.zip")
+    verdict = await verify_subtask(
+        scene, subtask([2, 3]), tmp_path / "result.zip", tmp_path / "w", random.Random(2)
+    )
+    assert verdict.ok, verdict.reason
+    assert all(c.noise is not None and c.provider is not None for c in verdict.checks)
+    assert all(c.provider.psnr < 60 for c in verdict.checks if c.provider)  # not identical
