@@ -27,6 +27,8 @@ from golem_task_api.progress import State
 from golem_task_api.testutils import TaskLifecycleUtil
 from tests.apps.blender.conftest import RESOLUTION, SAMPLES, inline
 
+pytestmark = pytest.mark.usefixtures("blender_installed")
+
 
 def outputs(util: TaskLifecycleUtil, task_id: str) -> list[str]:
     return sorted(os.listdir(util.req_dir.task_dir(task_id).task_outputs_dir))

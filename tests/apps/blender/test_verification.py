@@ -15,6 +15,8 @@ from tests.apps.blender.test_images import png
 
 FRAMES = [2, 3, 4, 5, 6]
 
+pytestmark = pytest.mark.usefixtures("blender_installed")
+
 
 def subtask(frames: list[int], fmt: str = "PNG", **kw: object) -> SubtaskParams:
     return SubtaskParams("scene.blend", frames, RESOLUTION, SAMPLES, fmt, **kw)  # type: ignore[arg-type]
