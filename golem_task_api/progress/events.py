@@ -12,6 +12,9 @@ from golem_task_api.proto import golem_task_api_pb2 as pb
 MAX_MESSAGE = 4096
 MAX_UNIT = 256
 
+_NANOS = 10**9
+_ProgressEvent = pb.ProgressEvent
+
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -22,18 +25,31 @@ def to_event(value: ProgressValue, seq: int, wall_ns: int | None = None) -> pb.P
 
     Messages longer than MAX_MESSAGE characters (units: MAX_UNIT) are cut.
     """
-    event = pb.ProgressEvent(
-        seq=seq,
-        state=pb.ProgressEvent.State.ValueType(value.state),
-        step=value.step,
-        step_count=value.step_count,
-        message=_clip(value.message, MAX_MESSAGE),
-        done=float(value.done),
-        unit=_clip(value.unit, MAX_UNIT),
-    )
-    if value.total is not None:
-        event.total = float(value.total)
-    event.time.FromNanoseconds(time.time_ns() if wall_ns is None else wall_ns)
+    return event_of(value, seq, time.time_ns() if wall_ns is None else wall_ns)
+
+
+def event_of(
+    value: tuple[float, float | None, str, str, int, int, int], seq: int, wall_ns: int
+) -> pb.ProgressEvent:
+    """`to_event` for any tuple in ProgressValue's field order (the tracker
+    keeps plain tuples): the per-event path of every stream, so it sets only
+    the fields that differ from their defaults, and the time without the
+    range check of Timestamp.FromNanoseconds (a clock's time is in range)."""
+    done, total, unit, message, step, step_count, state = value
+    if len(message) > MAX_MESSAGE:
+        message = _clip(message, MAX_MESSAGE)
+    event = _ProgressEvent(seq=seq, message=message, done=float(done))
+    if total is not None:
+        event.total = float(total)
+    if unit:
+        event.unit = _clip(unit, MAX_UNIT)
+    if step_count:
+        event.step = step
+        event.step_count = step_count
+    if state:
+        event.state = pb.ProgressEvent.State.ValueType(state)
+    stamp = event.time
+    stamp.seconds, stamp.nanos = divmod(wall_ns, _NANOS)
     return event
 
 
@@ -97,6 +113,7 @@ __all__ = [
     "MAX_MESSAGE",
     "MAX_UNIT",
     "ProgressUpdate",
+    "event_of",
     "from_event",
     "progress_args",
     "to_event",

@@ -17,7 +17,6 @@ import math
 from typing import NamedTuple
 
 from golem_task_api.errors import InvalidArgument
-from golem_task_api.progress.value import ProgressValue
 from golem_task_api.proto import golem_task_api_pb2 as pb
 
 DEFAULT_INTERVAL = 1.0
@@ -25,6 +24,10 @@ MIN_INTERVAL = 0.010
 HEARTBEAT = 10.0
 
 _INF = math.inf
+
+# A value as a tuple in ProgressValue's field order (a ProgressValue is one):
+# done, total, unit, message, step, step_count, state.
+ValueTuple = tuple[float, float | None, str, str, int, int, int]
 
 
 class Reason(enum.Enum):
@@ -96,44 +99,53 @@ class Throttle:
     def decide(
         self,
         now: float,
-        current: ProgressValue,
-        last: ProgressValue | None,
+        current: ValueTuple,
+        last: ValueTuple | None,
         last_time: float,
-        terminal: ProgressValue | None = None,
+        terminal: ValueTuple | None = None,
     ) -> Decision:
         """Send `current` now (or the terminal value, for TERMINAL), or wait.
 
         `last` and `last_time` are the last value this stream sent and when;
         `terminal` is set once the operation has ended, and `current` is then
-        the last value reported before the end.
+        the last value reported before the end. Values are ProgressValues or
+        plain tuples in its field order (the tracker's): only their fields
+        are compared.
         """
         if terminal is not None:
             if last is not None and current != last:
-                return Decision(Reason.FLUSH)
-            return Decision(Reason.TERMINAL)
+                return _FLUSH
+            return _TERMINAL
         if last is None:
-            return Decision(Reason.FIRST)
-        if current.stage != last.stage:
-            return Decision(Reason.STAGE)
-        changed = current != last
+            return _FIRST
+        if current[2:] != last[2:]:  # unit, message, step, step_count, state
+            return _STAGE
+        changed = current != last  # the stage is the same: done or total
         interval_due = last_time + self.interval
         heartbeat_due = last_time + self.heartbeat
         if changed:
             if now >= interval_due:
-                return Decision(Reason.INTERVAL)
-            if self.step is not None and abs(current.done - last.done) >= self.step:
-                return Decision(Reason.STEP)
+                return _INTERVAL
+            if self.step is not None and abs(current[0] - last[0]) >= self.step:
+                return _STEP
         if now >= heartbeat_due:
-            return Decision(Reason.HEARTBEAT)
+            return _HEARTBEAT
         if changed or now < interval_due:
             if self.step is None:
-                low, high = -_INF, _INF
-            else:
-                low, high = _around(last.done, last.done - self.step, last.done + self.step)
+                return Decision(None, min(interval_due, heartbeat_due))
+            low, high = _around(last[0], last[0] - self.step, last[0] + self.step)
             return Decision(None, min(interval_due, heartbeat_due), low, high)
         # Nothing new and free to send: the next change of done goes out at once.
-        low, high = _around(current.done, _INF, -_INF)
+        low, high = _around(current[0], _INF, -_INF)
         return Decision(None, heartbeat_due, low, high)
+
+
+# A decision to send carries nothing else: one of each will do.
+_FIRST, _STAGE, _INTERVAL, _STEP, _HEARTBEAT, _FLUSH, _TERMINAL = (
+    Decision(reason)
+    for reason in (Reason.FIRST, Reason.STAGE, Reason.INTERVAL, Reason.STEP, Reason.HEARTBEAT,
+                   Reason.FLUSH, Reason.TERMINAL)
+)  # fmt: skip
 
 
 __all__ = [
@@ -143,4 +155,5 @@ __all__ = [
     "Decision",
     "Reason",
     "Throttle",
+    "ValueTuple",
 ]

@@ -11,13 +11,19 @@ How a report avoids waking streams: each waiting stream publishes a window
 of `done` values it does not care about yet (its throttle's decision); the
 tracker keeps their intersection, and a report outside it (or one that
 changes anything but `done`) wakes the streams. Otherwise a stream wakes on
-its own at its deadline (interval, heartbeat). Changes of message or stage
-are kept in a short log, so that each stream sends each of them, in order.
+its own at its deadline (interval, heartbeat), on one timer per stream that
+stays armed from one wait to the next while its deadline still holds.
+
+Changes of message or stage are kept in a bounded log (a ring of
+`stage_log` entries), so that each stream sends each of them, in order. A
+stream that fell further behind than the log reaches (a burst faster than
+it is read) sends one event that says how many it missed (its message:
+`dropped_message(n)`, its amounts those of the oldest change kept), then
+goes on with the oldest change kept: never a silent loss, never a queue
+without bound.
 """
 
 import asyncio
-import collections
-import functools
 import math
 import threading
 from collections.abc import AsyncIterator
@@ -26,8 +32,8 @@ from typing import Any
 
 from golem_task_api.errors import status_of
 from golem_task_api.progress import report as _report
-from golem_task_api.progress.clock import Clock, LoopClock
-from golem_task_api.progress.events import to_event
+from golem_task_api.progress.clock import Cancellable, Clock, LoopClock
+from golem_task_api.progress.events import event_of
 from golem_task_api.progress.throttle import Decision, Reason, Throttle
 from golem_task_api.progress.value import INITIAL, ProgressValue, State, check_value
 from golem_task_api.proto import golem_task_api_pb2 as pb
@@ -39,7 +45,25 @@ RawValue = tuple[float, float | None, str, str, int, int, State]
 _INF = math.inf
 _RUNNING = State.RUNNING
 _DISARMED = (-_INF, _INF)
-DEFAULT_STAGE_LOG = 64
+_TERMINAL = Reason.TERMINAL
+# Enough for a burst of a few hundred messages (a message per frame of a
+# render) between two reads, and small enough that a stream that stays
+# behind (a handler changing its message on every report, faster than
+# events can be sent) shows changes at most this many behind.
+DEFAULT_STAGE_LOG = 256
+
+
+def dropped_message(count: int) -> str:
+    """The message of the event that stands for `count` changes a stream missed."""
+    return f"[{count} progress update{'' if count == 1 else 's'} dropped]"
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _to_value(raw: RawValue) -> ProgressValue:
@@ -49,17 +73,27 @@ def _to_value(raw: RawValue) -> ProgressValue:
     )
 
 
-def _resolve(waiter: "asyncio.Future[bool]", by_timer: bool) -> None:
-    if not waiter.done():
-        waiter.set_result(by_timer)
-
-
 class _Stream:
-    __slots__ = ("waiter", "window")
+    """A subscriber's wait: its future, its window of `done`, its timer.
+
+    The waiter's result says what woke it: -inf for a report, the timer's
+    deadline for the timer (which then has come, whatever the clock's
+    rounding says)."""
+
+    __slots__ = ("fire", "timer", "timer_at", "waiter", "window")
 
     def __init__(self) -> None:
-        self.waiter: asyncio.Future[bool] | None = None
+        self.waiter: asyncio.Future[float] | None = None
         self.window = _DISARMED
+        self.timer: Cancellable | None = None
+        self.timer_at = _INF
+        self.fire = self._fire  # bound once: the timer's callback
+
+    def _fire(self) -> None:
+        self.timer = None
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(self.timer_at)
 
 
 class ProgressTracker:
@@ -71,10 +105,10 @@ class ProgressTracker:
 
     __slots__ = (
         "_change_index",
-        "_changes",
         "_clock",
         "_final",
         "_lock",
+        "_log",
         "_loop",
         "_loop_thread",
         "_streams",
@@ -94,10 +128,15 @@ class ProgressTracker:
     ) -> None:
         if initial.state.terminal:
             raise ValueError(f"a tracker starts running, not {initial.state.name}")
+        if stage_log < 1:
+            raise ValueError(f"stage_log must be >= 1, got {stage_log}")
         self._value: RawValue = ProgressValue.checked(*initial)
         self._wake = _DISARMED
         self._lock = threading.Lock()
-        self._changes: collections.deque[tuple[int, RawValue]] = collections.deque(maxlen=stage_log)
+        # Change number i (from 1) is at _log[i % stage_log] while it is one
+        # of the last stage_log.
+        # (Slots not written yet are never read.)
+        self._log: list[RawValue] = [self._value] * stage_log
         self._change_index = 0
         self._terminal: ProgressValue | None = None
         self._final: RawValue | None = None
@@ -147,24 +186,30 @@ class ProgressTracker:
     ) -> None:
         prev = self._value
         if (
-            type(unit) is str
-            and type(message) is str
-            and type(step) is int
-            and type(step_count) is int
-            and prev[6] is _RUNNING
+            prev[6] is _RUNNING
             and total == prev[1]
-            and message == prev[3]
-            and unit == prev[2]
-            and step == prev[4]
-            and step_count == prev[5]
+            and (unit is prev[2] or (type(unit) is str and unit == prev[2]))
+            and (step is prev[4] or (type(step) is int and step == prev[4]))
+            and (step_count is prev[5] or (type(step_count) is int and step_count == prev[5]))
+            and type(message) is str
         ):
-            # Equal but not the same objects (a message made by an f-string
-            # per call): only done changed, so this is the hot path after all.
-            self._value = (done, total, prev[2], prev[3], prev[4], prev[5], _RUNNING)
-            low, high = self._wake
-            if done >= high or done <= low:
-                self._wake_streams()
-            return
+            if message == prev[3]:
+                # Equal but not the same objects (a message made by an
+                # f-string per call): only done changed, so this is the hot
+                # path after all.
+                self._value = (done, total, prev[2], prev[3], prev[4], prev[5], _RUNNING)
+                low, high = self._wake
+                if done >= high or done <= low:
+                    self._wake_streams()
+                return
+            done_type = type(done)
+            if (done_type is float or done_type is int) and (
+                message.isascii() or _encodable(message)
+            ):
+                # Only the message changed, and the rest was checked when it
+                # was reported: check the message alone.
+                self._log_change((done, total, prev[2], message, prev[4], prev[5], _RUNNING))
+                return
         check_value(done, total, unit, message, step, step_count)
         self._set(
             (float(done), None if total is None else float(total), unit, message,
@@ -191,8 +236,10 @@ class ProgressTracker:
             prev = self._value
             self._value = raw
             if raw[2:] != prev[2:]:  # unit, message, step, step_count, state
-                self._change_index += 1
-                self._changes.append((self._change_index, raw))
+                index = self._change_index + 1
+                log = self._log
+                log[index % len(log)] = raw
+                self._change_index = index
                 urgent = True
             else:
                 urgent = raw[1] != prev[1]
@@ -202,6 +249,18 @@ class ProgressTracker:
         low, high = self._wake
         if raw[0] >= high or raw[0] <= low:
             self._wake_streams()
+
+    def _log_change(self, raw: RawValue) -> None:
+        """`_set` of a value known to change the stage (the message)."""
+        with self._lock:
+            if self._terminal is not None:
+                return
+            self._value = raw
+            index = self._change_index + 1
+            log = self._log
+            log[index % len(log)] = raw
+            self._change_index = index
+        self._wake_streams()
 
     def finish(self, state: State, message: str | None = None) -> bool:
         """End with a terminal state; False (and no change) if already ended.
@@ -289,8 +348,9 @@ class ProgressTracker:
         self._wake = _DISARMED
         for stream in self._streams:
             stream.window = _DISARMED
-            if stream.waiter is not None:
-                _resolve(stream.waiter, False)
+            waiter = stream.waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(-_INF)
 
     def _rearm(self) -> None:
         low, high = _DISARMED
@@ -317,60 +377,92 @@ class ProgressTracker:
 
         seq starts at 0 and grows by one per event. Subscribers come and go
         freely; one that is read slowly gets the latest value, never a
-        backlog, and never slows the reporting side.
+        backlog, and never slows the reporting side. Every change of message
+        or stage is sent, in order; if more of them came since the last look
+        than the log keeps, one event says how many were dropped.
         """
         throttle = Throttle() if throttle is None else throttle
         self._attach(asyncio.get_running_loop())
         clock = self._clock
+        decide = throttle.decide
+        lock = self._lock
+        log = self._log
+        size = len(log)
         stream = _Stream()
         self._streams.append(stream)
-        with self._lock:
+        with lock:
             cursor = self._change_index
         seq = 0
-        last: ProgressValue | None = None
+        # The last value sent, and when (monotonic).
+        last: RawValue | None = None
         last_time = -_INF
         # When a timer woke us, its deadline has come, whatever the clock's
         # rounding says.
         not_before = -_INF
         try:
             while True:
-                with self._lock:
-                    changes = [raw for i, raw in self._changes if i > cursor]
-                    cursor = self._change_index
-                    raw = self._value
-                    terminal = self._terminal
-                    final = self._final
-                for change in changes:
-                    value = _to_value(change)
-                    if last is not None and value.stage != last.stage:
-                        yield to_event(value, seq, clock.wall_ns())
-                        seq, last, last_time = seq + 1, value, clock.monotonic()
-                current = _to_value(raw if final is None else final)
+                with lock:
+                    index = self._change_index
+                    changes = (
+                        () if index == cursor
+                        else (log[index % size],) if index - cursor == 1
+                        else self._changes_since(cursor, index)
+                    )  # fmt: skip
+                    cursor = index
+                    raw, terminal, final = self._value, self._terminal, self._final
+                if changes and last is not None:
+                    for change in changes:
+                        if change[2:] != last[2:]:
+                            yield event_of(change, seq, clock.wall_ns())
+                            seq, last, last_time = seq + 1, change, clock.monotonic()
+                current = raw if final is None else final
                 now = max(clock.monotonic(), not_before)
-                decision = throttle.decide(now, current, last, last_time, terminal)
-                if decision.send is None:
-                    by_timer = await self._wait(stream, decision, raw, cursor)
-                    not_before = decision.deadline if by_timer else -_INF
+                decision = decide(now, current, last, last_time, terminal)
+                send = decision[0]
+                if send is None:
+                    not_before = await self._wait(stream, decision, raw, cursor)
                     continue
-                if decision.send is Reason.TERMINAL:
+                if send is _TERMINAL:
                     assert terminal is not None
-                    yield to_event(terminal, seq, clock.wall_ns())
+                    yield event_of(terminal, seq, clock.wall_ns())
                     return
-                yield to_event(current, seq, clock.wall_ns())
+                yield event_of(current, seq, clock.wall_ns())
                 seq, last, last_time, not_before = seq + 1, current, now, -_INF
         finally:
-            self._streams.remove(stream)
-            self._rearm()
+            self._unsubscribe(stream)
 
-    async def _wait(self, stream: _Stream, decision: Decision, seen: RawValue, cursor: int) -> bool:
-        """Sleep until the deadline (True) or a report that matters (False)."""
-        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        low, high = decision.wake_low, decision.wake_high
-        stream.waiter = waiter
-        stream.window = (low, high)
-        self._waiting += 1
+    def _changes_since(self, cursor: int, index: int) -> list[RawValue]:
+        """Changes cursor+1..index, led by the count of those the log lost."""
+        log = self._log
+        size = len(log)
+        first = max(cursor + 1, index - size + 1)
+        changes = [log[i % size] for i in range(first, index + 1)]
+        if first > cursor + 1:
+            done, total, unit, _message, step, step_count, state = changes[0]
+            marker = dropped_message(first - cursor - 1)
+            changes.insert(0, (done, total, unit, marker, step, step_count, state))
+        return changes
+
+    def _unsubscribe(self, stream: _Stream) -> None:
+        if stream.timer is not None:
+            stream.timer.cancel()
+            stream.timer = None
+        self._streams.remove(stream)
         self._rearm()
-        timer = None
+
+    async def _wait(
+        self, stream: _Stream, decision: Decision, seen: RawValue, cursor: int
+    ) -> float:
+        """Sleep until a report that matters (-inf) or the stream's timer
+        (its deadline, which has come)."""
+        assert self._loop is not None
+        waiter: asyncio.Future[float] = self._loop.create_future()
+        _send, deadline, low, high = decision
+        stream.waiter = waiter
+        self._waiting += 1
+        if low != -_INF or high != _INF:
+            stream.window = (low, high)
+            self._rearm()
         try:
             # A report made after our look but before the window was up did
             # not see the window: look at the value again.
@@ -378,23 +470,26 @@ class ProgressTracker:
             if (
                 self._change_index != cursor
                 or self._terminal is not None
-                or now[1:3] != seen[1:3]
-                or now[0] <= low
-                or now[0] >= high
+                or (now is not seen and (now[1] != seen[1] or now[0] <= low or now[0] >= high))
             ):
-                return False
-            if decision.deadline < _INF:
-                timer = self._clock.call_at(
-                    decision.deadline, functools.partial(_resolve, waiter, True)
-                )
+                return -_INF
+            if deadline < _INF:
+                # The timer of an earlier wait may still be armed: it will do
+                # if it comes due no later than this deadline (if earlier, we
+                # look, and wait again).
+                timer = stream.timer
+                if timer is None or stream.timer_at > deadline:
+                    if timer is not None:
+                        timer.cancel()
+                    stream.timer_at = deadline
+                    stream.timer = self._clock.call_at(deadline, stream.fire)
             return await waiter
         finally:
-            if timer is not None:
-                timer.cancel()
             stream.waiter = None
-            stream.window = _DISARMED
             self._waiting -= 1
-            self._rearm()
+            if stream.window is not _DISARMED:
+                stream.window = _DISARMED
+                self._rearm()
 
 
-__all__ = ["ProgressTracker"]
+__all__ = ["DEFAULT_STAGE_LOG", "ProgressTracker", "dropped_message"]

@@ -6,8 +6,9 @@ import math
 import pytest
 
 from golem_task_api.errors import AppError
-from golem_task_api.progress import ManualClock, ProgressTracker, State, Throttle
+from golem_task_api.progress import ManualClock, ProgressTracker, State, Throttle, from_event
 from golem_task_api.progress import ProgressValue as V
+from golem_task_api.progress.tracker import DEFAULT_STAGE_LOG, dropped_message
 from tests.progress.helpers import Probe, settle
 
 
@@ -184,15 +185,55 @@ async def test_every_stage_change_is_sent_in_order_to_a_late_reader(tracker):
     ]
 
 
-async def test_a_bounded_log_of_stage_changes(clock):
+async def test_a_bounded_log_of_stage_changes_says_what_it_dropped(clock):
     tracker = ProgressTracker(clock=clock, stage_log=4)
     events = aiter(tracker.subscribe(Throttle(60)))
     await anext(events)
     for n in range(1000):
-        tracker.report(n, message=str(n))
+        tracker.report(n, 1000, "Items", message=str(n))
+    tracker.succeed()
+    rest = [from_event(e) async for e in events]
+    assert [v.message for v in rest] == [
+        dropped_message(996), "996", "997", "998", "999", "999"
+    ]
+    assert dropped_message(996) == "[996 progress updates dropped]"
+    # The marker carries the amounts of the oldest change kept, which follows it.
+    assert rest[0] == rest[1]._replace(message=dropped_message(996))
+    assert rest[-1].state is State.SUCCEEDED
+
+
+async def test_a_reader_that_falls_behind_mid_stream_is_told_how_far(clock):
+    tracker = ProgressTracker(clock=clock, stage_log=4)
+    events = aiter(tracker.subscribe(Throttle(60)))
+    await anext(events)
+    tracker.report(1, message="a")
+    tracker.report(2, message="b")
+    assert (await anext(events)).message == "a"  # the reader looked: a and b
+    for n in range(3, 8):  # c..g: b is still to send, then 5 more than the log keeps 4 of
+        tracker.report(n, message="cdefg"[n - 3])
     tracker.succeed()
     messages = [e.message async for e in events]
-    assert messages == ["996", "997", "998", "999", "999"]
+    # b came in the look before, and is sent; of c..g the log kept d..g.
+    assert messages == ["b", dropped_message(1), "d", "e", "f", "g", "g"]
+    assert dropped_message(1) == "[1 progress update dropped]"
+
+
+async def test_a_burst_as_long_as_the_log_is_sent_whole(clock):
+    tracker = ProgressTracker(clock=clock, stage_log=8)
+    probe = Probe(tracker, Throttle(60))
+    await probe.next()
+    for n in range(8):
+        tracker.report(n, message=f"m{n}", step=n % 2, step_count=2)
+    tracker.succeed()
+    values = await probe.rest()
+    assert [(v.message, v.step) for v in values[:-1]] == [(f"m{n}", n % 2) for n in range(8)]
+    assert [e.seq for e in probe.events] == list(range(len(probe.events)))
+
+
+def test_the_default_log_holds_a_burst_of_a_few_hundred():
+    assert DEFAULT_STAGE_LOG >= 256
+    with pytest.raises(ValueError, match="stage_log"):
+        ProgressTracker(stage_log=0)
 
 
 async def test_final_flush_then_succeeded_with_done_equal_total(tracker):

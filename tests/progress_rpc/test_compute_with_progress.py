@@ -12,6 +12,7 @@ import grpc
 import pytest
 
 from apps.tutorial import pow
+from golem_task_api.progress.tracker import DEFAULT_STAGE_LOG, dropped_message
 from golem_task_api.proto import golem_task_api_pb2 as pb
 from tests.progress_rpc.conftest import (
     BOUND,
@@ -321,25 +322,31 @@ async def test_every_change_of_message_or_step_is_sent_in_order(inline_provider)
     assert [e.step_count for e in outcome.progress[1:]] == [3] * 6
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (spec): a burst of more than 64 message changes between two sends silently loses the"
-    " oldest (golem_task_api/progress/tracker.py: the stage log is a deque of"
-    " DEFAULT_STAGE_LOG = 64); progress.md sends every change of message, and where a cap is"
-    " needed the research notes (6.1 rule 5) ask for a 'k messages dropped' marker"
-))
+@pytest.mark.parametrize("count", [100, DEFAULT_STAGE_LOG + 100])
 async def test_a_burst_of_100_messages_is_sent_whole_or_says_what_it_dropped(
-    inline_provider,
+    inline_provider, count: int
 ) -> None:
+    """Every change of message is sent (progress.md); where a burst outruns
+    the stream by more than the tracker's log keeps, one event says how many
+    were dropped (research 6.1 rule 5), never a silent loss."""
     provider = await inline_provider()
-    values = [[i, 100, "Items", f"message {i}"] for i in range(1, 101)]
+    values = [[i, count, "Items", f"message {i}"] for i in range(1, count + 1)]
     outcome = await read_all(provider.compute_with_progress(
         compute_request({"values": values}, interval=NEVER)
     ))
     assert_ends_with_result(outcome)
     messages = [v.message for v in outcome.values[1:-1]]
-    assert messages == [f"message {i}" for i in range(1, 101)] or any(
-        "dropped" in m for m in messages
-    ), messages[:3]
+    if count <= DEFAULT_STAGE_LOG:
+        assert messages == [f"message {i}" for i in range(1, count + 1)], messages[:3]
+    else:
+        # The whole burst came before the stream looked: the log kept its end.
+        dropped = count - DEFAULT_STAGE_LOG
+        assert messages == [dropped_message(dropped)] + [
+            f"message {i}" for i in range(dropped + 1, count + 1)
+        ], messages[:3]
+        assert "dropped" in messages[0]
+        marker, oldest = outcome.values[1], outcome.values[2]
+        assert marker == oldest._replace(message=messages[0])
 
 
 async def test_a_deadline_that_expires_mid_stream_stops_the_computation(
