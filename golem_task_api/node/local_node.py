@@ -205,11 +205,7 @@ class LocalNode:
             self._nodes[node_id] = node
 
     async def _retire(self, path: Path, services: ProviderServices) -> None:
-        node = taskapi_compute_node(path, registry=self.registry, services=services, slots=1)
-        try:
-            await node.start()
-        finally:
-            await node.stop()
+        await retire_compute_node(path, self.registry, services)
 
     async def stop(self) -> None:
         """Stop the task runs (unfinished tasks stay so), the apps, the compute nodes.
@@ -247,9 +243,40 @@ class LocalNode:
         await self.stop()
 
 
+async def retire_compute_node(
+    path: Path, registry: AppRegistry | None = None, services: ProviderServices | None = None
+) -> None:
+    """Start and stop the compute node on `path`: its recovery kills the provider
+    processes a crashed node left running there, and fails their executions."""
+    node = taskapi_compute_node(
+        path, registry=registry or AppRegistry({}), services=services or ProviderServices(),
+        slots=1,
+    )
+    try:
+        await node.start()
+    finally:
+        await node.stop()
+
+
+async def retire_compute_nodes(dirs: NodeDirs) -> None:
+    """`retire_compute_node` for every compute node of a work dir (no node may run)."""
+    if dirs.providers_dir.is_dir():
+        for path in sorted(dirs.providers_dir.iterdir()):
+            if path.is_dir():
+                await retire_compute_node(path)
+
+
 def unfinished_providers(tasks: Sequence[int]) -> int:
     """How many compute nodes a resume starts: as many as the most any of its tasks had."""
     return max(tasks, default=1)
 
 
-__all__ = ["LocalNode", "LocalNodeConfig", "node_ids", "split_capacity", "unfinished_providers"]
+__all__ = [
+    "LocalNode",
+    "LocalNodeConfig",
+    "node_ids",
+    "retire_compute_node",
+    "retire_compute_nodes",
+    "split_capacity",
+    "unfinished_providers",
+]

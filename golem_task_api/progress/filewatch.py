@@ -270,23 +270,37 @@ def progress_file(parent: str | os.PathLike[str] | None = None) -> Iterator[Path
         remove_progress_file(path)
 
 
+# The bindings in force, oldest first, and the value from before the first:
+# computations in one process (tests, HandlerEnvironment) may end in any
+# order, so each one removes its own binding and the newest left wins.
+_env_bindings: list[tuple[object, str]] = []
+_env_before: str | None = None
+
+
 @contextlib.contextmanager
 def progress_file_env(path: str | os.PathLike[str]) -> Iterator[Path]:
     """GOLEM_PROGRESS_FILE=path in os.environ for the block (so children
-    started in it inherit it), then the previous value back.
+    started in it inherit it), then the value of the newest block still open,
+    or the value from before any.
 
-    os.environ is one per process: fine for the one-shot provider process,
-    not for two computations in one process at once.
+    os.environ is one per process: exact for the one-shot provider process;
+    two computations in one process at once see the newest one's file.
     """
-    previous = os.environ.get(GOLEM_PROGRESS_FILE)
+    global _env_before  # noqa: PLW0603 (one per process, like os.environ)
+    if not _env_bindings:
+        _env_before = os.environ.get(GOLEM_PROGRESS_FILE)
+    token = object()
+    _env_bindings.append((token, os.fspath(path)))
     os.environ[GOLEM_PROGRESS_FILE] = os.fspath(path)
     try:
         yield Path(path)
     finally:
-        if previous is None:
+        _env_bindings[:] = [b for b in _env_bindings if b[0] is not token]
+        value = _env_bindings[-1][1] if _env_bindings else _env_before
+        if value is None:
             os.environ.pop(GOLEM_PROGRESS_FILE, None)
         else:
-            os.environ[GOLEM_PROGRESS_FILE] = previous
+            os.environ[GOLEM_PROGRESS_FILE] = value
 
 
 __all__ = [

@@ -231,3 +231,17 @@ def test_progress_file_env(tmp_path, monkeypatch):
             assert os.environ[GOLEM_PROGRESS_FILE] == str(tmp_path / "b")
         assert os.environ[GOLEM_PROGRESS_FILE] == str(tmp_path / "a")
     assert GOLEM_PROGRESS_FILE not in os.environ
+
+
+def test_progress_file_env_blocks_ending_out_of_order(tmp_path, monkeypatch):
+    # Two computations in one process whose blocks interleave: the first to
+    # end must not leave its path behind when the other ends.
+    monkeypatch.setenv(GOLEM_PROGRESS_FILE, "before")
+    first = progress_file_env(tmp_path / "a")
+    second = progress_file_env(tmp_path / "b")
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert os.environ[GOLEM_PROGRESS_FILE] == str(tmp_path / "b")
+    second.__exit__(None, None, None)
+    assert os.environ[GOLEM_PROGRESS_FILE] == "before"

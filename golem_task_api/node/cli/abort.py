@@ -6,6 +6,7 @@ import time
 from golem_task_api.node.cli.common import EXIT_FAILED, EXIT_OK, work_dir
 from golem_task_api.node.cli.control import ask_running_node, find_task, open_db, without_node
 from golem_task_api.node.cli.offline import offline_manager
+from golem_task_api.node.local_node import retire_compute_nodes
 from golem_task_api.node.state import NodeDB, TaskRow, TaskState
 from golem_task_api.node.workdir import NodeDirs
 
@@ -37,6 +38,8 @@ def command(args: argparse.Namespace) -> int:
 
 
 async def _abort_here(dirs: NodeDirs, db: NodeDB, task_id: str) -> TaskRow:
+    # What a crashed node left running (its providers) stops first.
+    await retire_compute_nodes(dirs)
     async with offline_manager(dirs, db) as manager:
         return await manager.abort(task_id, REASON)
 

@@ -4,7 +4,7 @@ import argparse
 import json
 
 from rich.console import Console
-from rich.table import Table
+from rich.padding import Padding
 
 from golem_task_api.node.app_catalog import list_apps, search_dirs
 from golem_task_api.node.cli.common import EXIT_OK
@@ -23,19 +23,22 @@ def command(args: argparse.Namespace) -> int:
     if not apps:
         console.print(f"no apps found in {', '.join(str(d) for d in search_dirs())}")
         return EXIT_OK
-    table = Table(title="apps", title_justify="left")
-    for column in ("APP", "DEFINITION", "VERSION", "ENV", "IMAGE", "DESCRIPTION"):
-        table.add_column(column, overflow="fold")
     for app in apps:
         definition = app.definition or {}
         prereq = definition.get("requestor_prereq") or {}
-        image = f"{prereq.get('image')}:{prereq.get('tag')}" if prereq else ""
-        table.add_row(
-            app.key, str(definition.get("name", "(no task-api-config.json)")),
-            str(definition.get("version", "")), str(definition.get("requestor_env", "")),
-            image, str(definition.get("description", "")),
-        )
-    console.print(table)
+        name = definition.get("name", "no task-api-config.json")
+        version = definition.get("version", "")
+        console.print(f"[bold]{app.key}[/bold]  {name} {version}  ({app.path})",
+                      highlight=False, soft_wrap=True)
+        if definition:
+            console.print(
+                f"    env {definition.get('requestor_env')}, image"
+                f" {prereq.get('image')}:{prereq.get('tag')}, module {app.module}",
+                highlight=False, soft_wrap=True,
+            )
+            if definition.get("description"):
+                console.print(Padding(str(definition["description"]), (0, 0, 0, 4)),
+                              highlight=False)
     console.print(f"run one with: golem-task-api run APP ...  (found in "
                   f"{', '.join(str(d) for d in search_dirs())})", highlight=False)
     return EXIT_OK

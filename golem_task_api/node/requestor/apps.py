@@ -160,12 +160,11 @@ class RequestorApp:
 
     @staticmethod
     async def _exited(client: RequestorAppClient) -> bool:
-        service = client.service
-        if not service.running():
-            return True
+        # Also when it is known to be dead: the wait is what reaps its group
+        # and closes its log (a client's shutdown skips a dead service).
         try:
             await asyncio.wait_for(
-                asyncio.shield(service.wait_until_shutdown_complete()), EXIT_WAIT
+                asyncio.shield(client.service.wait_until_shutdown_complete()), EXIT_WAIT
             )
         except TimeoutError:
             return False

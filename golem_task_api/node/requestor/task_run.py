@@ -71,6 +71,7 @@ logger = logging.getLogger(__name__)
 S = SubtaskState
 ABORT_TIMEOUT = 30.0
 WATCH_END_WAIT = 2.0
+NODE_TIMEOUT_GRACE = 10.0
 
 
 class TaskRun:
@@ -198,9 +199,12 @@ class TaskRun:
             prerequisites=dict(task.prerequisites or {}),
             inf_requirements=Infrastructure(min_memory_mib=task.min_memory_mib),
         )
+        # The node's own run limit is a backstop only: the subtask timeout
+        # (from issue to download) is the requestor's, and cancels first.
         offer = Offer.from_task(
             self.task_id, task.app_key, created, ctx.config.requestor_id,
-            timeout=task.subtask_timeout,
+            timeout=None if task.subtask_timeout is None
+            else task.subtask_timeout + NODE_TIMEOUT_GRACE,
         )
         market = ComputeMarket(
             ctx.nodes, offer, ctx.dirs.staging_dir / self.task_id, strategy=ctx.config.strategy
@@ -297,6 +301,10 @@ class TaskRun:
                 lease = await market.acquire(set(self._ctx.nodes) - set(preferred))
             except NoProviderAvailableError:
                 continue  # refusals were recorded: `_usable_nodes` says what is left
+            if lease.id in state.excluded:
+                # Rejected while we waited for its capacity.
+                await market.release(lease, None)
+                continue
             if await self._issue(lease, app, market, flow, state, group):
                 idle_delay = 0.5
             else:
@@ -359,6 +367,10 @@ class TaskRun:
             await market.release(lease, None)
             return False
         state.next_number += 1
+        if lease.id in state.excluded:
+            # Its node was excluded while NextSubtask ran: hand the part back.
+            await self._hand_back(row, app, market, lease, state)
+            return True
         retry = state.retry_candidates.pop(params_key(subtask.params), None)
         row = replace(
             row, state=S.ISSUED, params=dict(subtask.params), resources=list(subtask.resources),
@@ -379,6 +391,27 @@ class TaskRun:
                             node_id=row.node_id)
         group.create_task(flow.run(lease, row))
         return True
+
+    async def _hand_back(
+        self,
+        row: SubtaskRow,
+        app: RequestorApp,
+        market: ComputeMarket,
+        lease: ComputeNodeProvider,
+        state: RunState,
+    ) -> None:
+        db = self._ctx.db
+        db.update_subtask(row.subtask_id, state=S.ISSUED)
+        try:
+            await app.call(lambda c: c.abort_subtask(self.task_id, row.subtask_id))
+        except (Unavailable, ShutdownException):
+            raise
+        except TaskApiError as exc:
+            logger.warning("AbortSubtask %s: %s", row.subtask_id, exc)
+        reason = f"{lease.id} was excluded before the subtask could start"
+        db.update_subtask(row.subtask_id, state=S.ABORTED, reason=reason)
+        await market.release(lease, None)
+        state.changed()
 
     # --- the task's progress -----------------------------------------------------------
 

@@ -85,8 +85,8 @@ async def test_forged_result_is_rejected_and_its_node_excluded(
     assert final.state is TaskState.COMPLETED, final.error
     subtasks = node.db.subtasks(task.task_id)
     rejected = [s for s in subtasks if s.state is S.REJECTED]
-    # node-2 may have had a second subtask before its first verdict came.
-    assert 1 <= len(rejected) <= 2 and {s.node_id for s in rejected} == {"node-2"}
+    # node-2 may have had more subtasks before its first verdict came.
+    assert rejected and {s.node_id for s in rejected} == {"node-2"}
     assert all("does not match" in (s.reason or "") for s in rejected)
     # Nothing more went to node-2 once a result of it was rejected.
     first_verdict = min(s.finished_at or 0 for s in rejected)
