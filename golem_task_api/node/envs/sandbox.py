@@ -9,9 +9,9 @@ network namespace whose only interface is its own loopback.
 The node cannot dial a loopback port inside another network namespace, so
 the server listens on a Unix socket in the runtime dir (a path: Unix
 sockets cross network namespaces, the filesystem is shared). The app is
-started with `--host unix:RUNDIR/grpc`; today's framework joins host and
-port into `unix:RUNDIR/grpc:PORT`, which gRPC binds as a socket file of
-that name, and the node dials the same address.
+started with `--host unix:RUNDIR/grpc`, which the framework binds as it is
+(an older one binds `unix:RUNDIR/grpc:PORT`); the node dials the socket it
+finds, through `TaskApiService.open_channel` (a `unix:` host needs no port).
 
 Stopping: bwrap's outer process dies at once on SIGTERM instead of passing
 it on, so SIGTERM goes to the app's own process group inside the sandbox
@@ -30,9 +30,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import grpc
-
-from golem_task_api.client.channel import CHANNEL_OPTIONS, CONNECTION_TIMEOUT, wait_for_health
 from golem_task_api.client.local_process import START_TIMEOUT, STOP_GRACE
 from golem_task_api.entrypoint import parse_command
 from golem_task_api.errors import Unavailable
@@ -50,7 +47,6 @@ from golem_task_api.node.envs.base import (
     Role,
     default_log_path,
 )
-from golem_task_api.ssl import ClientTls
 
 Backend = Literal["bwrap", "unshare"]
 SHIM = Path(__file__).with_name("_unshare_shim.py")
@@ -171,40 +167,11 @@ class SandboxService(ManagedProcessService):
 
     def _address(self, port: int) -> tuple[str, int]:
         assert self._rundir is not None
-        # Today's framework binds HOST:PORT; one that takes unix: hosts as
-        # they are would bind HOST.
+        # This framework binds a unix: host as it is; an older one binds HOST:PORT.
         for path in (self._rundir / f"{SOCKET_NAME}:{self._port}", self._rundir / SOCKET_NAME):
             if path.exists():
                 return f"unix:{path}", 0
         raise Unavailable(f"the app announced itself but left no socket in {self._rundir}")
-
-    async def open_channel(
-        self,
-        command: str,
-        port: int,
-        ssl_context: ClientTls | None = None,
-        *,
-        timeout: float = CONNECTION_TIMEOUT,
-    ) -> Any:
-        # TaskApiService.open_channel would make a `host:port` target of it.
-        try:
-            address, _port = await self.start(command, port)
-            if ssl_context is None:
-                channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
-            else:
-                channel = grpc.aio.secure_channel(
-                    address, ssl_context.credentials(),
-                    options=CHANNEL_OPTIONS + ssl_context.channel_options(),
-                )
-            try:
-                await wait_for_health(channel, timeout)
-            except BaseException:
-                await channel.close()
-                raise
-            return channel
-        except BaseException:
-            await self._stop_quietly()
-            raise
 
     async def _launch(self, args: list[str]) -> Launched:
         assert self._rundir is not None
