@@ -61,9 +61,15 @@ bench: $(STAMP)
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache
 
-# A real tutorial task, end to end, with the app's servers as processes.
+# The main job: a real tutorial task through the node (golem-task-api run):
+# the requestor app, local compute nodes with a provider process per
+# subtask, every result verified; the result lands in out/tutorial/.
+TUTORIAL_PARAMS := {"difficulty": 12, "search_space": 400000, "resources": ["data.bin"]}
 tutorial: $(STAMP)
-	$(PY) scripts/run_tutorial.py --output out/tutorial
+	@mkdir -p out
+	@$(PY) -c 'import os; open("out/data.bin", "wb").write(os.urandom(64))'
+	$(VENV)/bin/golem-task-api run tutorial --params '$(TUTORIAL_PARAMS)' \
+		--input out/data.bin --subtasks 8 --output out/tutorial
 
 # The app definition file Golem nodes read: dist/{name}_{version}_{id}.json
 app-def: $(STAMP)
