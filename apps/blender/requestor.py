@@ -34,6 +34,7 @@ from apps.blender.params import (
 from apps.blender.provider import RESULT_FILE
 from apps.blender.verification import verify_subtask
 from golem_task_api import progress
+from golem_task_api.apputils.files import subtask_result_file
 from golem_task_api.apputils.process import Usage
 from golem_task_api.apputils.task.database import DBTaskManager
 from golem_task_api.apputils.task.models import Part
@@ -141,9 +142,10 @@ class BlenderRequestorHandler(RequestorAppHandler):
         task = _task(task_work_dir)
         db.update_subtask_status(subtask_id, SubtaskStatus.VERIFYING)
         scene = inside(task_work_dir.task_inputs_dir, task.scene_file)
+        result = subtask_result_file(task_work_dir, subtask_id, RESULT_FILE)
         with scratch_dir(task_work_dir / SCRATCH_DIR, "verify-") as work:
             verdict = await verify_subtask(
-                scene, _subtask_params(task, part), _result_file(task_work_dir, subtask_id),
+                scene, _subtask_params(task, part), result,
                 work, random.Random(self._rng.getrandbits(64)),
             )
             if not verdict.ok:
@@ -166,7 +168,7 @@ class BlenderRequestorHandler(RequestorAppHandler):
         task = _task(task_work_dir)
         discarded = []
         for subtask_id in subtask_ids:
-            part = _find_current_part(db, subtask_id)
+            part = db.get_current_part(subtask_id)
             if part is None:
                 continue
             for frame in part.frames:
@@ -196,7 +198,7 @@ class BlenderRequestorHandler(RequestorAppHandler):
 
     async def abort_subtask(self, task_work_dir: RequestorTaskDir, subtask_id: str) -> None:
         db = self._db(task_work_dir)
-        part = _find_current_part(db, subtask_id)
+        part = db.get_current_part(subtask_id)
         if part is not None and part.status is not SubtaskStatus.SUCCESS:
             db.update_subtask_status(subtask_id, SubtaskStatus.ABORTED)
 
@@ -379,25 +381,8 @@ def _report_verified(db: DBTaskManager[RenderPart], task: RenderTask) -> None:
     progress.report(min(done, len(task.frames)), total=len(task.frames), unit="Frames")
 
 
-def _find_current_part(db: DBTaskManager[RenderPart], subtask_id: str) -> RenderPart | None:
-    """The part that `subtask_id` is the latest attempt of, if any."""
-    part_num = db.get_part_num(subtask_id)
-    part = db.get_part(part_num) if part_num is not None else None
-    return part if part is not None and part.subtask_id == subtask_id else None
-
-
 def _current_part(db: DBTaskManager[RenderPart], subtask_id: str) -> RenderPart:
-    part = _find_current_part(db, subtask_id)
+    part = db.get_current_part(subtask_id)
     if part is None:
         raise NotFound(f"subtask {subtask_id!r} is not the current attempt of any part")
     return part
-
-
-def _result_file(task_dir: RequestorTaskDir, subtask_id: str) -> Path:
-    outputs = task_dir.subtask_outputs_dir(subtask_id)
-    preferred = outputs / RESULT_FILE
-    if preferred.exists() or not outputs.is_dir():
-        return preferred
-    # A node that renamed the single result file.
-    files = [p for p in outputs.iterdir() if p.is_file()]
-    return files[0] if len(files) == 1 else preferred

@@ -27,7 +27,7 @@ from apps.transcode.params import SubtaskParams, TaskParams, check_resolution
 from apps.transcode.segmenting import SEGMENT_PATTERN, choose_cuts, segment_count, split
 from apps.transcode.verification import Expected, verify_segment
 from golem_task_api import progress
-from golem_task_api.apputils.files import write_atomically
+from golem_task_api.apputils.files import subtask_result_file, write_atomically
 from golem_task_api.apputils.task.database import DBTaskManager
 from golem_task_api.apputils.task.models import Part
 from golem_task_api.apputils.task.status import SubtaskStatus
@@ -195,7 +195,7 @@ class TranscodeRequestorHandler(RequestorAppHandler):
         state = TaskState.load(task_work_dir)
         db.update_subtask_status(subtask_id, SubtaskStatus.VERIFYING)
         name = state.encoded_name(part.num)
-        result = _result_file(task_work_dir, subtask_id, name)
+        result = subtask_result_file(task_work_dir, subtask_id, name)
         expected = Expected(
             codec=state.params.codec, container=state.params.container,
             width=state.plan.width, height=state.plan.height,
@@ -223,7 +223,7 @@ class TranscodeRequestorHandler(RequestorAppHandler):
         state = TaskState.load(task_work_dir)
         discarded = []
         for subtask_id in subtask_ids:
-            part = _find_current_part(db, subtask_id)
+            part = db.get_current_part(subtask_id)
             if part is None:
                 continue
             if part.verified:
@@ -252,7 +252,7 @@ class TranscodeRequestorHandler(RequestorAppHandler):
 
     async def abort_subtask(self, task_work_dir: RequestorTaskDir, subtask_id: str) -> None:
         db = self._db(task_work_dir)
-        part = _find_current_part(db, subtask_id)
+        part = db.get_current_part(subtask_id)
         if part is not None and part.status is not SubtaskStatus.SUCCESS:
             db.update_subtask_status(subtask_id, SubtaskStatus.ABORTED)
 
@@ -373,30 +373,11 @@ def _copy_atomically(source: Path, target: Path) -> None:
         raise
 
 
-def _find_current_part(
-    db: DBTaskManager[SegmentPart], subtask_id: str
-) -> SegmentPart | None:
-    """The part that `subtask_id` is the latest attempt of, if any."""
-    part_num = db.get_part_num(subtask_id)
-    part = db.get_part(part_num) if part_num is not None else None
-    return part if part is not None and part.subtask_id == subtask_id else None
-
-
 def _current_part(db: DBTaskManager[SegmentPart], subtask_id: str) -> SegmentPart:
-    part = _find_current_part(db, subtask_id)
+    part = db.get_current_part(subtask_id)
     if part is None:
         raise NotFound(f"subtask {subtask_id!r} is not the current attempt of any segment")
     return part
-
-
-def _result_file(task_dir: RequestorTaskDir, subtask_id: str, name: str) -> Path:
-    outputs = task_dir.subtask_outputs_dir(subtask_id)
-    preferred = outputs / name
-    if preferred.exists() or not outputs.is_dir():
-        return preferred
-    # A node that renamed the single result file.
-    files = [p for p in outputs.iterdir() if p.is_file()]
-    return files[0] if len(files) == 1 else preferred
 
 
 def task_summary(task_dir: Path) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from apps.tutorial.params import SubtaskParams, TaskParams, split_range
 from apps.tutorial.provider import RESULT_FILE
 from apps.tutorial.verification import verify_range
 from golem_task_api import progress
-from golem_task_api.apputils.files import write_atomically
+from golem_task_api.apputils.files import subtask_result_file, write_atomically
 from golem_task_api.apputils.task.database import DBTaskManager
 from golem_task_api.apputils.task.models import Part
 from golem_task_api.apputils.task.status import SubtaskStatus
@@ -99,9 +99,10 @@ class TutorialRequestorHandler(RequestorAppHandler):
         db.update_subtask_status(subtask_id, SubtaskStatus.VERIFYING)
         data = (task_work_dir.subtask_inputs_dir / params.data_file).read_bytes()
         subtask = SubtaskParams(part.start, part.end, params.difficulty, params.data_file)
+        # The provider's result file, also if the node delivered it renamed.
+        result = subtask_result_file(task_work_dir, subtask_id, RESULT_FILE)
         verdict = await Executor.run(
-            verify_range, data, subtask, _result_file(task_work_dir, subtask_id),
-            random.Random(self._rng.getrandbits(64)),
+            verify_range, data, subtask, result, random.Random(self._rng.getrandbits(64))
         )
         if verdict is None:
             raise InterruptedError("the requestor app is shutting down")
@@ -121,7 +122,7 @@ class TutorialRequestorHandler(RequestorAppHandler):
         db = self._db(task_work_dir)
         discarded = []
         for subtask_id in subtask_ids:
-            part = _find_current_part(db, subtask_id)
+            part = db.get_current_part(subtask_id)
             if part is None:
                 continue
             db.save_part(dataclasses.replace(part, nonces=None))
@@ -149,7 +150,7 @@ class TutorialRequestorHandler(RequestorAppHandler):
 
     async def abort_subtask(self, task_work_dir: RequestorTaskDir, subtask_id: str) -> None:
         db = self._db(task_work_dir)
-        part = _find_current_part(db, subtask_id)
+        part = db.get_current_part(subtask_id)
         if part is not None and part.status is not SubtaskStatus.SUCCESS:
             db.update_subtask_status(subtask_id, SubtaskStatus.ABORTED)
 
@@ -166,28 +167,11 @@ def _task_params(task_dir: RequestorTaskDir) -> TaskParams:
     return TaskParams.from_dict(json.loads((task_dir / PARAMS_FILE).read_text()))
 
 
-def _find_current_part(db: DBTaskManager[RangePart], subtask_id: str) -> RangePart | None:
-    """The part that `subtask_id` is the latest attempt of, if any."""
-    part_num = db.get_part_num(subtask_id)
-    part = db.get_part(part_num) if part_num is not None else None
-    return part if part is not None and part.subtask_id == subtask_id else None
-
-
 def _current_part(db: DBTaskManager[RangePart], subtask_id: str) -> RangePart:
-    part = _find_current_part(db, subtask_id)
+    part = db.get_current_part(subtask_id)
     if part is None:
         raise NotFound(f"subtask {subtask_id!r} is not the current attempt of any range")
     return part
-
-
-def _result_file(task_dir: RequestorTaskDir, subtask_id: str) -> Path:
-    outputs = task_dir.subtask_outputs_dir(subtask_id)
-    preferred = outputs / RESULT_FILE
-    if preferred.exists() or not outputs.is_dir():
-        return preferred
-    # A node that renamed the single result file.
-    files = [p for p in outputs.iterdir() if p.is_file()]
-    return files[0] if len(files) == 1 else preferred
 
 
 def _merge_if_complete(task_dir: RequestorTaskDir, db: DBTaskManager[RangePart]) -> None:

@@ -1,8 +1,11 @@
-"""Writing files so that a reader (or a crash) never sees half of one."""
+"""Files of a task: written so that a reader (or a crash) never sees half of
+one, and found where a node left them."""
 
 import os
 import tempfile
 from pathlib import Path
+
+from golem_task_api.dirutils import RequestorTaskDir
 
 
 def write_atomically(path: Path, data: bytes | str, *, mode: int = 0o644) -> None:
@@ -26,4 +29,19 @@ def write_atomically(path: Path, data: bytes | str, *, mode: int = 0o644) -> Non
         raise
 
 
-__all__ = ["write_atomically"]
+def subtask_result_file(task_dir: RequestorTaskDir, subtask_id: str, name: str) -> Path:
+    """A subtask's result file `name` as the node delivered it, for Verify.
+
+    `subtask_outputs/<subtask_id>/<name>`, unless the node delivered that one
+    file under another name: then the single file there. When no such file
+    can be told apart, the expected path (the caller reports it missing).
+    """
+    outputs = task_dir.subtask_outputs_dir(subtask_id)
+    expected = outputs / name
+    if expected.exists() or not outputs.is_dir():
+        return expected
+    files = [p for p in outputs.iterdir() if p.is_file()]
+    return files[0] if len(files) == 1 else expected
+
+
+__all__ = ["subtask_result_file", "write_atomically"]

@@ -227,6 +227,17 @@ class DBTaskManager(TaskManager, Generic[P]):
             self._start(conn, part_num, subtask_id)
             return self._read_part(conn, part_num)
 
+    def get_current_part(self, subtask_id: str) -> P | None:
+        """The part whose current (latest) subtask is `subtask_id`; None if
+        there is no such subtask or a later attempt replaced it.
+
+        What Verify, DiscardSubtasks and AbortSubtask act on: a late call
+        about an earlier attempt must not touch the part's new one.
+        """
+        with self.database.reading() as conn:
+            row = conn.execute(f"{_PART_SELECT} WHERE p.subtask_id = ?", (subtask_id,)).fetchone()
+        return None if row is None else self._decode(row)
+
     def get_parts(self) -> list[P]:
         """All parts, by number."""
         with self.database.reading() as conn:

@@ -117,6 +117,19 @@ def test_get_part_num(manager: DBTaskManager[Part]) -> None:
     assert manager.get_part_num("unknown") is None
 
 
+def test_get_current_part(manager: DBTaskManager[Part]) -> None:
+    manager.create_task(2)
+    manager.start_subtask(1, "first")
+    assert manager.get_current_part("first") == Part(num=1, subtask_id="first", status=COMPUTING)
+    manager.update_subtask_status("first", FAILURE)
+    assert manager.get_current_part("first") == Part(num=1, subtask_id="first", status=FAILURE)
+    manager.start_subtask(1, "second")
+    # A later attempt replaced it: a late call about "first" finds no part.
+    assert manager.get_current_part("first") is None
+    assert manager.get_current_part("second") == Part(num=1, subtask_id="second", status=COMPUTING)
+    assert manager.get_current_part("unknown") is None
+
+
 def test_get_subtask(manager: DBTaskManager[Part]) -> None:
     manager.create_task(1)
     assert manager.get_subtask("subtask") is None
