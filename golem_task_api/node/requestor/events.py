@@ -11,8 +11,6 @@ that update a model (the live view, the progress recorder) or append a line
 (`JsonLinesSink`); one that raises is logged and kept.
 """
 
-import dataclasses
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -21,8 +19,15 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import IO, Any, ClassVar, Self
 
-from golem_task_api.node.workgen.events import Event, EventBus, EventKind
-from golem_task_api.node.workgen.progress import Progress
+from golem_task_api.node.workgen.events import (
+    Event,
+    EventBus,
+    EventKind,
+    json_line,
+    json_timestamp,
+    kind_to_json,
+    open_target,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -220,7 +225,7 @@ class NodeEvent:
     def to_json(self) -> dict[str, Any]:
         return {
             "seq": self.seq,
-            "timestamp": self.timestamp.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "timestamp": json_timestamp(self.timestamp),
             "task_id": self.task_id,
             "subtask_id": self.subtask_id,
             "node_id": self.node_id,
@@ -230,28 +235,7 @@ class NodeEvent:
         }
 
     def to_json_line(self) -> str:
-        return json.dumps(self.to_json(), separators=(",", ":"), allow_nan=False)
-
-
-def _number(value: float) -> float | int:
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-def kind_to_json(kind: AnyKind) -> dict[str, Any]:
-    if isinstance(kind, Progress):
-        # Golem's CommandProgress: a single-step operation is step [0, 1].
-        return {
-            "progress": {
-                "step": [kind.step, kind.step_count or 1],
-                "message": kind.message or None,
-                "progress": [
-                    _number(kind.done), None if kind.total is None else _number(kind.total)
-                ],
-                "unit": kind.unit or None,
-            }
-        }
-    payload = {f.name: getattr(kind, f.name) for f in dataclasses.fields(kind)}
-    return {kind.KIND: {k: list(v) if isinstance(v, tuple) else v for k, v in payload.items()}}
+        return json_line(self.to_json())
 
 
 Listener = Callable[[NodeEvent], None]
@@ -334,11 +318,7 @@ class JsonLinesSink:
         self.written = 0
 
     def open(self) -> None:
-        if isinstance(self._target, str | os.PathLike):
-            self._file = open(self._target, "a", encoding="utf-8")  # noqa: SIM115
-            self._owns = True
-        else:
-            self._file = self._target
+        self._file, self._owns = open_target(self._target, "a")
         self._unsubscribe = self._events.subscribe(self._write)
 
     def _write(self, event: NodeEvent) -> None:

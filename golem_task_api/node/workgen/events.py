@@ -31,7 +31,7 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import IO, Any, ClassVar, Self
+from typing import IO, Any, ClassVar, Protocol, Self, get_args
 
 from golem_task_api.node.workgen.progress import Progress
 
@@ -165,25 +165,7 @@ LifecycleKind = (
 )
 EventKind = Progress | LifecycleKind
 
-_LIFECYCLE: dict[str, type[LifecycleKind]] = {
-    cls.KIND: cls
-    for cls in (
-        WorkerStarted,
-        WorkerFinished,
-        TaskStarted,
-        TaskAccepted,
-        TaskRejected,
-        TaskRetried,
-        TaskFailed,
-        ScriptStarted,
-        ScriptFinished,
-        ScriptFailed,
-        CommandStarted,
-        CommandFinished,
-        CommandFailed,
-        Dropped,
-    )
-}
+_LIFECYCLE: dict[str, type[LifecycleKind]] = {cls.KIND: cls for cls in get_args(LifecycleKind)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,14 +183,14 @@ class Event:
             "seq": self.seq,
             "batch_id": self.batch_id,
             "index": self.index,
-            "timestamp": self.timestamp.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "timestamp": json_timestamp(self.timestamp),
             "task_id": self.task_id,
             "provider_id": self.provider_id,
-            "kind": _kind_to_json(self.kind),
+            "kind": kind_to_json(self.kind),
         }
 
     def to_json_line(self) -> str:
-        return json.dumps(self.to_json(), separators=(",", ":"), allow_nan=False)
+        return json_line(self.to_json())
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Event":
@@ -223,11 +205,27 @@ class Event:
         )
 
 
+class Kind(Protocol):
+    """An event kind: a dataclass that names itself (this module's and the node's)."""
+
+    KIND: ClassVar[str]
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+
+
+def json_timestamp(moment: datetime) -> str:
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def json_line(data: dict[str, Any]) -> str:
+    return json.dumps(data, separators=(",", ":"), allow_nan=False)
+
+
 def _number(value: float) -> float | int:
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
-def _kind_to_json(kind: EventKind) -> dict[str, Any]:
+def kind_to_json(kind: Kind) -> dict[str, Any]:
+    """`{KIND: {field: value}}`; progress in Golem's CommandProgress form."""
     if isinstance(kind, Progress):
         # Golem's CommandProgress: a single-step operation is step [0, 1].
         return {
@@ -471,11 +469,7 @@ class JsonLinesWriter:
         return 0 if self._stream is None else self._stream.dropped
 
     async def __aenter__(self) -> Self:
-        if isinstance(self._target, str | os.PathLike):
-            self._file = open(self._target, "a" if self._append else "w", encoding="utf-8")  # noqa: SIM115, ASYNC230
-            self._owns_file = True
-        else:
-            self._file = self._target
+        self._file, self._owns_file = open_target(self._target, "a" if self._append else "w")
         self._stream = self._bus.subscribe(buffer=self._buffer, coalesce=self._coalesce)
         self._task = asyncio.create_task(self._run(self._stream, self._file))
         return self
@@ -508,6 +502,13 @@ class JsonLinesWriter:
             self.written += len(batch)
 
 
+def open_target(target: str | os.PathLike[str] | IO[str], mode: str) -> tuple[IO[str], bool]:
+    """The file to write lines to, and whether it was opened here (and is closed here)."""
+    if isinstance(target, str | os.PathLike):
+        return open(target, mode, encoding="utf-8"), True
+    return target, False
+
+
 def _write(file: IO[str], text: str) -> None:
     file.write(text)
     file.flush()
@@ -524,6 +525,7 @@ __all__ = [
     "EventKind",
     "EventStream",
     "JsonLinesWriter",
+    "Kind",
     "LifecycleKind",
     "ScriptFailed",
     "ScriptFinished",
@@ -535,4 +537,8 @@ __all__ = [
     "TaskStarted",
     "WorkerFinished",
     "WorkerStarted",
+    "json_line",
+    "json_timestamp",
+    "kind_to_json",
+    "open_target",
 ]
