@@ -25,9 +25,8 @@ import itertools
 import logging
 from collections.abc import Mapping, Set
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
+from golem_task_api.node.closing import AsyncClosing
 from golem_task_api.node.compute.capacity import Resources
 from golem_task_api.node.compute.node import ComputeNode
 from golem_task_api.node.compute.offers import Offer
@@ -45,7 +44,7 @@ S = ExecutionState
 PUBLISH_WAIT = 60.0
 
 
-class ComputeMarket:
+class ComputeMarket(AsyncClosing):
     """See the module doc. Use `async with`, or call `aclose()` when the task is over."""
 
     def __init__(
@@ -157,17 +156,6 @@ class ComputeMarket:
         # Each lease removed its own dir; the staging dir may be shared.
         with contextlib.suppress(OSError):
             self.staging_dir.rmdir()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # --- inside --------------------------------------------------------------------
 

@@ -33,9 +33,9 @@ from collections.abc import (
     Iterator,
 )
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Generic, Self, TypeAlias, TypeVar
+from typing import Any, Generic, TypeAlias, TypeVar
 
+from golem_task_api.node.closing import AsyncClosing
 from golem_task_api.node.workgen.batch import run_script
 from golem_task_api.node.workgen.context import WorkContext
 from golem_task_api.node.workgen.errors import (
@@ -118,7 +118,8 @@ def execute_tasks(
             async for task in job:
                 print(task.id, task.result if task.accepted else task.error)
     """
-    return Job(
+    bus = EventBus() if events is None else events
+    engine = _Engine(
         worker,
         tasks,
         market,
@@ -126,43 +127,22 @@ def execute_tasks(
         timeout=timeout,
         retry=retry,
         script_timeout=script_timeout,
-        events=events,
+        events=bus,
     )
+    return Job(engine, bus, owns_events=events is None)
 
 
-class Job(Generic[D, R]):
+class Job(AsyncClosing, Generic[D, R]):
     """One run of `execute_tasks`. Nothing starts until it is iterated.
 
     `events`: the bus this job emits to (its own one unless one was given;
     its own one is closed when the job ends, so its streams end too).
     """
 
-    def __init__(
-        self,
-        worker: Worker[D, R],
-        tasks: TaskSource[D, R],
-        market: Market,
-        *,
-        max_workers: int,
-        timeout: float | None,
-        retry: RetryPolicy,
-        script_timeout: float | None,
-        events: EventBus | None,
-    ) -> None:
-        if max_workers < 1:
-            raise ValueError(f"max_workers must be at least 1, got {max_workers}")
-        for name, value in (("timeout", timeout), ("script_timeout", script_timeout)):
-            if value is not None and not value > 0:
-                raise ValueError(f"{name} must be > 0 seconds, got {value!r}")
-        self._worker = worker
-        self._tasks = tasks
-        self._market = market
-        self._max_workers = max_workers
-        self._timeout = timeout
-        self._retry = retry
-        self._script_timeout = script_timeout
-        self._owns_events = events is None
-        self.events = EventBus() if events is None else events
+    def __init__(self, engine: "_Engine[D, R]", events: EventBus, *, owns_events: bool) -> None:
+        self._engine = engine
+        self.events = events
+        self._owns_events = owns_events
         self._outcomes: AsyncGenerator[Task[D, R], None] | None = None
 
     def __aiter__(self) -> AsyncIterator[Task[D, R]]:
@@ -170,17 +150,6 @@ class Job(Generic[D, R]):
             raise RuntimeError("a job can be iterated only once")
         self._outcomes = self._run()
         return self._outcomes
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Stop every worker and release every provider; tasks not ended fail."""
@@ -190,16 +159,7 @@ class Job(Generic[D, R]):
             self.events.close()
 
     async def _run(self) -> AsyncGenerator[Task[D, R], None]:
-        engine = _Engine(
-            self._worker,
-            self._tasks,
-            self._market,
-            max_workers=self._max_workers,
-            timeout=self._timeout,
-            retry=self._retry,
-            script_timeout=self._script_timeout,
-            events=self.events,
-        )
+        engine = self._engine
         engine.start()
         try:
             while (task := await engine.next_outcome()) is not None:
@@ -262,6 +222,11 @@ class _Engine(Generic[D, R]):
         script_timeout: float | None,
         events: EventBus,
     ) -> None:
+        if max_workers < 1:
+            raise ValueError(f"max_workers must be at least 1, got {max_workers}")
+        for name, value in (("timeout", timeout), ("script_timeout", script_timeout)):
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be > 0 seconds, got {value!r}")
         self._worker = worker
         self._source = tasks
         self._market = market

@@ -30,9 +30,9 @@ import logging
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import IO, Any, ClassVar, Protocol, Self, get_args
 
+from golem_task_api.node.closing import AsyncClosing
 from golem_task_api.node.workgen.progress import Progress
 
 logger = logging.getLogger(__name__)
@@ -435,7 +435,7 @@ class EventBus:
             self._streams.remove(stream)
 
 
-class JsonLinesWriter:
+class JsonLinesWriter(AsyncClosing):
     """Writes every event of a bus as one JSON object per line.
 
     Subscribes on `__aenter__`; on exit, writes what is buffered and stops.
@@ -473,14 +473,6 @@ class JsonLinesWriter:
         self._stream = self._bus.subscribe(buffer=self._buffer, coalesce=self._coalesce)
         self._task = asyncio.create_task(self._run(self._stream, self._file))
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         if self._stream is not None:
