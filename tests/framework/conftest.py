@@ -7,9 +7,7 @@ loop; app processes through `LocalProcessService` running
 test starts is stopped in the fixture's teardown, also when the test fails.
 """
 
-import asyncio
 import contextlib
-import inspect
 import os
 import signal
 import sys
@@ -31,39 +29,14 @@ from golem_task_api.proto import golem_task_api_pb2_grpc as pb_grpc
 from golem_task_api.server import ProviderAppServer, RequestorAppServer
 from golem_task_api.testutils import InlineTaskApiService
 from tests.framework.echo_app import BENCHMARK_SCORE, EchoProvider, EchoRequestor
+from tests.waiting import BOUND, bounded, poll
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 APP_MODULE = "tests.framework.echo_app"
 OK = grpc.StatusCode.OK
-# Bounds of waits that should end much sooner: a test fails, it never hangs.
-BOUND = 15.0
 
 
 # -- small helpers ----------------------------------------------------------
-
-
-async def poll(
-    predicate: Callable[[], Any], what: str, timeout: float = BOUND, interval: float = 0.005
-) -> Any:
-    """The first truthy value of `predicate()` (sync or async); fail after `timeout`."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = predicate()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(interval)
-
-
-async def bounded(awaitable: Awaitable[Any], what: str, timeout: float = BOUND) -> Any:
-    try:
-        return await asyncio.wait_for(awaitable, timeout)
-    except TimeoutError:
-        raise AssertionError(f"{what} did not finish within {timeout} s") from None
 
 
 def snapshot(root: Path) -> set[str]:

@@ -22,14 +22,9 @@ from golem_task_api.client import (
 )
 from golem_task_api.client.channel import make_channel, wait_for_health
 from golem_task_api.testutils import InlineTaskApiService
-from tests.framework.conftest import (
-    BOUND,
-    RequestorApp,
-    bounded,
-    group_alive,
-    poll,
-)
+from tests.framework.conftest import RequestorApp, group_alive
 from tests.framework.echo_app import BENCHMARK_SCORE, EchoProvider, EchoRequestor
+from tests.waiting import BOUND, bounded, poll
 
 C = grpc.StatusCode
 

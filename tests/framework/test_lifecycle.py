@@ -25,8 +25,9 @@ from golem_task_api.proto import golem_task_api_pb2_grpc as pb_grpc
 from golem_task_api.server import AppServer
 from golem_task_api.testutils import InlineTaskApiService
 from golem_task_api.threading import Executor
-from tests.framework.conftest import BOUND, bounded, health_status, poll
+from tests.framework.conftest import health_status
 from tests.framework.echo_app import BENCHMARK_SCORE, EchoProvider, EchoRequestor
+from tests.waiting import BOUND, bounded, poll
 
 
 @pytest.fixture(autouse=True)

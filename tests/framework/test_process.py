@@ -27,17 +27,15 @@ from golem_task_api.proto import golem_task_api_pb2 as pb
 from golem_task_api.proto import golem_task_api_pb2_grpc as pb_grpc
 from tests.framework.conftest import (
     APP_MODULE,
-    BOUND,
     OK,
     REPO_ROOT,
-    bounded,
     group_alive,
     health_status,
     pid_alive,
-    poll,
     status_of_call,
 )
 from tests.framework.echo_app import BENCHMARK_SCORE, PROVIDER_BENCHMARK_SCORE
+from tests.waiting import BOUND, bounded, poll
 
 C = grpc.StatusCode
 SERVING = health_pb2.HealthCheckResponse.SERVING

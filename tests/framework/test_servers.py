@@ -13,8 +13,9 @@ from golem_task_api.enums import VerifyResult
 from golem_task_api.proto import golem_task_api_pb2 as pb
 from golem_task_api.proto import golem_task_api_pb2_grpc as pb_grpc
 from golem_task_api.structs import Infrastructure, Subtask, Task
-from tests.framework.conftest import BOUND, RequestorApp, bounded, poll, status_of_call
+from tests.framework.conftest import RequestorApp, status_of_call
 from tests.framework.echo_app import EchoProvider, EchoRequestor
+from tests.waiting import BOUND, bounded, poll
 
 
 class ArgsRequestor(EchoRequestor):

@@ -24,15 +24,9 @@ from golem_task_api.enums import VerifyResult
 from golem_task_api.proto import golem_task_api_pb2 as pb
 from golem_task_api.proto import golem_task_api_pb2_grpc as pb_grpc
 from golem_task_api.structs import Task
-from tests.framework.conftest import (
-    BOUND,
-    RequestorApp,
-    bounded,
-    health_status,
-    poll,
-    status_of_call,
-)
+from tests.framework.conftest import RequestorApp, health_status, status_of_call
 from tests.framework.echo_app import BENCHMARK_SCORE, EchoRequestor
+from tests.waiting import BOUND, bounded, poll
 
 C = grpc.StatusCode
 ERROR_CLASS = {

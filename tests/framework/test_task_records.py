@@ -12,8 +12,9 @@ import pytest
 from golem_task_api.proto import golem_task_api_pb2 as pb
 from golem_task_api.proto import golem_task_api_pb2_grpc as pb_grpc
 from golem_task_api.server.task_records import RECORD_FILE_NAME
-from tests.framework.conftest import BOUND, OK, status_of_call
+from tests.framework.conftest import OK, status_of_call
 from tests.framework.echo_app import EchoRequestor
+from tests.waiting import BOUND
 
 C = grpc.StatusCode
 

@@ -20,15 +20,10 @@ from golem_task_api.enums import VerifyResult
 from golem_task_api.handlers import AppLifecycleHandler
 from golem_task_api.structs import Infrastructure, Task
 from golem_task_api.testutils import InlineTaskApiService, TaskLifecycleUtil
-from tests.framework.conftest import (
-    APP_MODULE,
-    REPO_ROOT,
-    bounded,
-    health_status,
-    poll,
-)
+from tests.framework.conftest import APP_MODULE, REPO_ROOT, health_status
 from tests.framework.echo_app import BENCHMARK_SCORE, PROVIDER_BENCHMARK_SCORE, EchoProvider
 from tests.framework.echo_app import EchoRequestor as _EchoRequestor
+from tests.waiting import bounded, poll
 
 ECHO_TASK = Task("docker_cpu", {"image": "golemfactory/echo", "tag": "1.0"}, Infrastructure(128.0))
 

@@ -20,8 +20,9 @@ from golem_task_api.dirutils import ProviderDir
 from golem_task_api.proto import golem_task_api_pb2 as pb
 from golem_task_api.proto import golem_task_api_pb2_grpc as pb_grpc
 from golem_task_api.testutils import InlineTaskApiService
-from tests.framework.conftest import BOUND, OK, bounded, status_of_call
+from tests.framework.conftest import OK, status_of_call
 from tests.framework.echo_app import BENCHMARK_SCORE, EchoProvider, EchoRequestor
+from tests.waiting import BOUND, bounded
 
 SERVER_FILES = [tls.SERVER_KEY_FILE_NAME, tls.SERVER_CERT_FILE_NAME, tls.CLIENT_CERT_FILE_NAME]
 CLIENT_FILES = [tls.CLIENT_KEY_FILE_NAME, tls.CLIENT_CERT_FILE_NAME]

@@ -29,6 +29,7 @@ from golem_task_api.proto import golem_task_api_pb2 as pb
 from golem_task_api.proto import golem_task_api_pb2_grpc as pb_grpc
 from golem_task_api.testutils import InlineTaskApiService
 from tests.progress_rpc.progress_app import ProgressProvider
+from tests.waiting import BOUND, bounded, poll
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROGRESS_APP = "tests.progress_rpc.progress_app"
@@ -36,38 +37,9 @@ LEGACY_APP = "tests.progress_rpc.legacy_app"
 TASK_ID = "task-1"
 OK = grpc.StatusCode.OK
 State = pb.ProgressEvent.State
-# Bound of waits that should end much sooner: a test fails, it never hangs.
-BOUND = 20.0
 # An update interval no test lasts: only what is sent regardless of the
 # throttle (first event, stage changes, flush, terminal) comes through.
 NEVER = 3600.0
-
-
-# -- waiting ------------------------------------------------------------------
-
-
-async def poll(
-    predicate: Callable[[], Any], what: str, timeout: float = BOUND, interval: float = 0.005
-) -> Any:
-    """The first truthy value of `predicate()` (sync or async); fail after `timeout`."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = predicate()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(interval)
-
-
-async def bounded(awaitable: Awaitable[Any], what: str, timeout: float = BOUND) -> Any:
-    try:
-        return await asyncio.wait_for(awaitable, timeout)
-    except TimeoutError:
-        raise AssertionError(f"{what} did not finish within {timeout} s") from None
 
 
 # -- requests and streams -------------------------------------------------------

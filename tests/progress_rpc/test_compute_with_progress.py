@@ -15,19 +15,18 @@ from apps.tutorial import pow
 from golem_task_api.progress.tracker import DEFAULT_STAGE_LOG, dropped_message
 from golem_task_api.proto import golem_task_api_pb2 as pb
 from tests.progress_rpc.conftest import (
-    BOUND,
     NEVER,
     OK,
     Outcome,
     State,
     assert_seq,
     assert_terminal_once_last,
-    bounded,
     compute_request,
     read_all,
     status_of,
 )
 from tests.progress_rpc.progress_app import ProgressProvider
+from tests.waiting import BOUND, bounded
 
 REPORTS = 300_000
 

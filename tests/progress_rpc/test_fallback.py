@@ -11,14 +11,8 @@ from golem_task_api.client import ProviderAppClient
 from golem_task_api.client.provider import ComputeResult
 from golem_task_api.progress import ProgressUpdate, State
 from golem_task_api.proto import golem_task_api_pb2_grpc as pb_grpc
-from tests.progress_rpc.conftest import (
-    LEGACY_APP,
-    PROGRESS_APP,
-    TASK_ID,
-    bounded,
-    compute_request,
-    read_all,
-)
+from tests.progress_rpc.conftest import LEGACY_APP, PROGRESS_APP, TASK_ID, compute_request, read_all
+from tests.waiting import bounded
 
 
 async def test_the_legacy_app_has_no_compute_with_progress(process_provider) -> None:

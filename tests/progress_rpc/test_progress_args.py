@@ -9,14 +9,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from golem_task_api import errors
 from golem_task_api.client import ProviderAppClient
 from golem_task_api.proto import golem_task_api_pb2 as pb
-from tests.progress_rpc.conftest import (
-    BOUND,
-    OK,
-    TASK_ID,
-    State,
-    compute_request,
-    read_all,
-)
+from tests.progress_rpc.conftest import OK, TASK_ID, State, compute_request, read_all
+from tests.waiting import BOUND
 
 
 def with_args(**fields) -> pb.ComputeWithProgressRequest:

@@ -9,11 +9,10 @@ from tests.progress_rpc.conftest import (
     State,
     assert_seq,
     assert_terminal_once_last,
-    bounded,
     compute_request,
-    poll,
     read_all,
 )
+from tests.waiting import bounded, poll
 
 REPORTS = 1_000_000
 # What a million queued values would cost is far above this (a tuple of

@@ -22,7 +22,6 @@ from golem_task_api.proto import golem_task_api_pb2 as pb
 from golem_task_api.proto import golem_task_api_pb2_grpc as pb_grpc
 from golem_task_api.testutils import InlineTaskApiService, TaskLifecycleUtil
 from tests.progress_rpc.conftest import (
-    BOUND,
     NEVER,
     OK,
     REPO_ROOT,
@@ -30,10 +29,9 @@ from tests.progress_rpc.conftest import (
     Watch,
     assert_seq,
     assert_terminal_once_last,
-    bounded,
     kill_and_reap_later,
-    poll,
 )
+from tests.waiting import BOUND, bounded, poll
 
 TASK = "t1"
 RANGES = 4

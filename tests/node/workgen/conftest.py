@@ -8,9 +8,8 @@ condition, never on a fixed sleep.
 
 import asyncio
 import contextlib
-import inspect
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +25,8 @@ from golem_task_api.node.workgen import (
     ProviderPool,
     Task,
 )
+from tests.waiting import BOUND
 
-BOUND = 15.0
 PYTHON = sys.executable
 # Writes its pid to `pid` (whole, by a rename), then sleeps; starts in a few ms.
 SLEEPER = ("sh", "-c", "echo $$ > pid.tmp && mv pid.tmp pid && exec sleep 60")
@@ -39,23 +38,6 @@ def gone(pid: int) -> bool:
         return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return True
-
-
-async def poll(
-    predicate: Callable[[], Any], what: str, timeout: float = BOUND, interval: float = 0.005
-) -> Any:
-    """The first truthy value of `predicate()` (sync or async); fail after `timeout`."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = predicate()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 async def outcomes(job: Job[Any, Any]) -> list[Task[Any, Any]]:

@@ -35,15 +35,14 @@ from golem_task_api.node.workgen.events import (
     WorkerFinished,
 )
 from tests.node.workgen.conftest import (
-    BOUND,
     drain,
     kinds,
     make_providers,
     no_leaked_leases,
     of_kind,
     outcomes,
-    poll,
 )
+from tests.waiting import BOUND, poll
 
 NO_WAIT = RetryPolicy(max_attempts=3, backoff=0)
 

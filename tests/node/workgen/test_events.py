@@ -29,7 +29,8 @@ from golem_task_api.node.workgen.events import (
     TaskAccepted,
     TaskStarted,
 )
-from tests.node.workgen.conftest import BOUND, drain, kinds, of_kind, outcomes, poll
+from tests.node.workgen.conftest import drain, kinds, of_kind, outcomes
+from tests.waiting import BOUND, poll
 
 EVERY_KIB = ProgressArgs(interval=None, step=1024)
 EVERY_UNIT = ProgressArgs(interval=None, step=1)

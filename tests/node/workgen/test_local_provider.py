@@ -12,7 +12,8 @@ import pytest
 
 from golem_task_api.errors import InvalidArgument
 from golem_task_api.node.workgen import LocalDirProvider, Progress, ProgressCallback
-from tests.node.workgen.conftest import PYTHON, gone, poll
+from tests.node.workgen.conftest import PYTHON, gone
+from tests.waiting import poll
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ from golem_task_api.node.workgen import (
     NoProviderAvailableError,
     ProviderPool,
 )
-from tests.node.workgen.conftest import BOUND, make_providers, poll
+from tests.node.workgen.conftest import make_providers
+from tests.waiting import BOUND, poll
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 
 from golem_task_api.node.workgen import Progress, ProgressArgs
 from golem_task_api.node.workgen.progress import MIN_INTERVAL, ProgressThrottle
-from tests.node.workgen.conftest import poll
+from tests.waiting import poll
 
 
 def frames(done: float, **kwargs: object) -> Progress:

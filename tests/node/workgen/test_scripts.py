@@ -25,15 +25,8 @@ from golem_task_api.node.workgen import (
     WorkContext,
     execute_tasks,
 )
-from tests.node.workgen.conftest import (
-    BOUND,
-    PYTHON,
-    SLEEPER,
-    gone,
-    no_leaked_leases,
-    outcomes,
-    poll,
-)
+from tests.node.workgen.conftest import PYTHON, SLEEPER, gone, no_leaked_leases, outcomes
+from tests.waiting import BOUND, poll
 
 DOUBLE = (
     "import json; d = json.load(open('in.json'));"
