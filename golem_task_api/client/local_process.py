@@ -4,17 +4,16 @@ import asyncio
 import collections
 import contextlib
 import logging
-import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-from golem_task_api.client.process_exit import wait_for_exit
 from golem_task_api.client.service import TaskApiService
 from golem_task_api.entrypoint import parse_announce_line, parse_command
 from golem_task_api.errors import Unavailable
+from golem_task_api.process_group import signal_group, wait_for_exit
 
 logger = logging.getLogger("golem_task_api.client")
 
@@ -190,10 +189,8 @@ class LocalProcessService(TaskApiService):
         await wait_for_exit(process.pid, lambda: process.returncode is not None)
 
     def _signal_group(self, sig: int) -> None:
-        if self._process is None:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self._process.pid, sig)
+        if self._process is not None:
+            signal_group(self._process.pid, sig)
 
     async def _kill_group(self) -> None:
         """Kill whatever is left of the group, reap the app, close the log."""

@@ -19,6 +19,8 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped, unused-ignore]
 
+from golem_task_api.process_group import signal_group
+
 POLL_INTERVAL = 0.02
 # SIGKILL cannot be refused; this only bounds a wait for a process stuck in
 # the kernel (uninterruptible I/O).
@@ -53,8 +55,7 @@ def is_running(proc: Any) -> bool:
 
 def signal_tree(pgid: int | None, procs: Iterable[Any], sig: signal.Signals) -> None:
     if pgid is not None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, sig)
+        signal_group(pgid, sig)
     for proc in procs:
         with contextlib.suppress(psutil.Error):
             proc.send_signal(sig)  # psutil checks that the pid was not reused

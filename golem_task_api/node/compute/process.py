@@ -25,6 +25,7 @@ from typing import IO, Any
 import psutil  # type: ignore[import-untyped, unused-ignore]
 
 from golem_task_api.node.compute.runner import ProgressReporter, RunJob, RunResult
+from golem_task_api.process_group import signal_group, stop_process_group
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ async def run_in_process_group(
         await stop_process_group(proc, term_grace)
         raise
     finally:
-        _kill_group(proc.pid, signal.SIGKILL)
+        signal_group(proc.pid, signal.SIGKILL)
         if group_file is not None:
             _forget_group(group_file)
 
@@ -109,53 +110,9 @@ def kill_recorded_group(path: Path) -> bool:
         # The leader is gone; members may live on, but without the leader
         # the id cannot be checked against reuse, so they are left alone.
         return False
-    _kill_group(pgid, signal.SIGKILL)
+    signal_group(pgid, signal.SIGKILL)
     logger.warning("killed process group %d left running by a previous node process", pgid)
     return True
-
-
-async def stop_process_group(proc: asyncio.subprocess.Process, term_grace: float) -> None:
-    """SIGTERM the group, SIGKILL it after `term_grace`, and reap the leader."""
-    if proc.returncode is None:
-        _kill_group(proc.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(asyncio.shield(proc.wait()), term_grace)
-        except TimeoutError:
-            logger.warning(
-                "process group %d still alive %.1f s after SIGTERM: killing it",
-                proc.pid,
-                term_grace,
-            )
-        except asyncio.CancelledError:
-            # Cancelled again mid-grace: no more grace, but still stop it.
-            _kill_group(proc.pid, signal.SIGKILL)
-            await _reap(proc)
-            raise
-    _kill_group(proc.pid, signal.SIGKILL)
-    await _reap(proc)
-
-
-async def _reap(proc: asyncio.subprocess.Process) -> None:
-    """Wait for a killed leader to be reaped, even through further cancels.
-
-    Only called after SIGKILL, so the wait is short; the cancellation is
-    passed on once the process is gone.
-    """
-    cancelled = False
-    while True:
-        try:
-            await asyncio.shield(proc.wait())
-            break
-        except asyncio.CancelledError:
-            cancelled = True
-    if cancelled:
-        raise asyncio.CancelledError
-
-
-def _kill_group(pgid: int, sig: signal.Signals) -> None:
-    # The group is gone once every member has exited: nothing to do then.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
 
 
 class CommandRunner:
@@ -220,5 +177,4 @@ __all__ = [
     "kill_recorded_group",
     "record_process_group",
     "run_in_process_group",
-    "stop_process_group",
 ]

@@ -14,7 +14,6 @@ import asyncio
 import collections
 import contextlib
 import logging
-import os
 import signal
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,6 +23,7 @@ from golem_task_api.client.local_process import START_TIMEOUT, STOP_GRACE
 from golem_task_api.client.service import TaskApiService
 from golem_task_api.entrypoint import parse_announce_line, parse_command
 from golem_task_api.errors import Unavailable
+from golem_task_api.process_group import ExitWatch, signal_group
 
 logger = logging.getLogger("golem_task_api.node.envs")
 
@@ -31,23 +31,6 @@ _TAIL_LINES = 200
 # Bound on reading the rest of the output once the app has exited: a
 # grandchild that escaped the group could hold the pipe open for ever.
 _DRAIN_TIMEOUT = 5.0
-
-
-def signal_group(pgid: int, sig: int) -> bool:
-    """killpg, quietly; False if there is no such group."""
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def resolve(future: "asyncio.Future[None]") -> None:
-    """A reader callback: the fd is readable."""
-    if not future.done():
-        future.set_result(None)
 
 
 class Launched(abc.ABC):
@@ -88,46 +71,6 @@ class Launched(abc.ABC):
     async def release(self) -> None:
         """Release everything, also what takes a command (e.g. a container)."""
         self.close()
-
-
-class ExitWatch:
-    """A future that resolves when a process exits, from a pidfd on it.
-
-    Not `Process.wait()`: on Python 3.11 that also waits until every pipe of
-    the child is closed, which a grandchild holding stdout may never do.
-    """
-
-    def __init__(self, pidfd: int | None) -> None:
-        self._loop = asyncio.get_running_loop()
-        self.exited: asyncio.Future[None] = self._loop.create_future()
-        self.pidfd = pidfd
-        if pidfd is not None:
-            self._loop.add_reader(pidfd, self._on_exit)
-
-    @classmethod
-    def of_pid(cls, pid: int) -> "ExitWatch":
-        """For a child of ours that its watcher has not reaped (None if it has)."""
-        try:
-            return cls(os.pidfd_open(pid))
-        except ProcessLookupError:
-            return cls(None)
-
-    def _on_exit(self) -> None:
-        if self.pidfd is not None:
-            self._loop.remove_reader(self.pidfd)
-        resolve(self.exited)
-
-    def send_signal(self, sig: int) -> None:
-        """To the process itself, safely even if its pid was reused."""
-        if self.pidfd is not None and not self.exited.done():
-            with contextlib.suppress(ProcessLookupError):
-                signal.pidfd_send_signal(self.pidfd, sig)
-
-    def close(self) -> None:
-        if self.pidfd is not None:
-            self._loop.remove_reader(self.pidfd)
-            os.close(self.pidfd)
-            self.pidfd = None
 
 
 class SubprocessLaunch(Launched):
@@ -352,11 +295,4 @@ class ManagedProcessService(TaskApiService):
             self._log_file = None
 
 
-__all__ = [
-    "ExitWatch",
-    "Launched",
-    "ManagedProcessService",
-    "SubprocessLaunch",
-    "resolve",
-    "signal_group",
-]
+__all__ = ["Launched", "ManagedProcessService", "SubprocessLaunch"]

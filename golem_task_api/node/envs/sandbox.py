@@ -33,12 +33,7 @@ from typing import Any, Literal
 from golem_task_api.client.local_process import START_TIMEOUT, STOP_GRACE
 from golem_task_api.entrypoint import parse_command
 from golem_task_api.errors import Unavailable
-from golem_task_api.node.envs._process import (
-    Launched,
-    ManagedProcessService,
-    SubprocessLaunch,
-    resolve,
-)
+from golem_task_api.node.envs._process import Launched, ManagedProcessService, SubprocessLaunch
 from golem_task_api.node.envs.base import (
     DOCKER_ENV_IDS,
     AppSpec,
@@ -47,6 +42,7 @@ from golem_task_api.node.envs.base import (
     Role,
     default_log_path,
 )
+from golem_task_api.process_group import resolve
 
 Backend = Literal["bwrap", "unshare"]
 SHIM = Path(__file__).with_name("_unshare_shim.py")

@@ -30,13 +30,7 @@ from typing import IO, Literal
 from golem_task_api.client.local_process import START_TIMEOUT, STOP_GRACE, LocalProcessService
 from golem_task_api.client.service import TaskApiService
 from golem_task_api.node.envs import template as wire
-from golem_task_api.node.envs._process import (
-    ExitWatch,
-    Launched,
-    ManagedProcessService,
-    SubprocessLaunch,
-    signal_group,
-)
+from golem_task_api.node.envs._process import Launched, ManagedProcessService, SubprocessLaunch
 from golem_task_api.node.envs.base import (
     DOCKER_ENV_IDS,
     AppSpec,
@@ -46,6 +40,7 @@ from golem_task_api.node.envs.base import (
     default_log_path,
 )
 from golem_task_api.node.envs.local import LOOPBACK
+from golem_task_api.process_group import ExitWatch, signal_group
 
 logger = logging.getLogger("golem_task_api.node.envs.warm")
 

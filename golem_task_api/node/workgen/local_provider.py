@@ -20,6 +20,7 @@ from typing import IO, Any, TypeVar
 
 from golem_task_api.node.workgen.progress import Progress, ProgressCallback
 from golem_task_api.node.workgen.provider import RunResult
+from golem_task_api.process_group import signal_group, stop_process_group
 from golem_task_api.validation import resolve_inside
 
 logger = logging.getLogger(__name__)
@@ -169,28 +170,15 @@ class LocalDirProvider:
             try:
                 returncode = await process.wait()
             except BaseException:
-                await self._terminate(process)
+                await stop_process_group(process, self._kill_grace)
                 raise
             finally:
                 # Whatever the command left running in its group goes with it.
-                _signal_group(process.pid, signal.SIGKILL)
+                signal_group(process.pid, signal.SIGKILL)
             out, err = await asyncio.to_thread(
                 lambda: (_tail(stdout, self._output_limit), _tail(stderr, self._output_limit))
             )
         return RunResult(argv, returncode, out, err)
-
-    async def _terminate(self, process: asyncio.subprocess.Process) -> None:
-        _signal_group(process.pid, signal.SIGTERM)
-        try:
-            waiter = asyncio.ensure_future(process.wait())
-            _, pending = await asyncio.wait([waiter], timeout=self._kill_grace)
-            if pending:
-                logger.warning(
-                    "pid %d ignored SIGTERM for %.1f s: killing it", process.pid, self._kill_grace
-                )
-        finally:
-            _signal_group(process.pid, signal.SIGKILL)
-        await process.wait()
 
     # --- compute -------------------------------------------------------------
 
@@ -200,11 +188,6 @@ class LocalDirProvider:
         if self._compute is None:
             raise NotImplementedError(f"provider {self._id!r} was given no compute function")
         return await self._compute(subtask_id, params, on_progress)
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
 
 
 def _tail(file: IO[bytes], limit: int) -> bytes:
