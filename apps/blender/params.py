@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from golem_task_api.apputils.params import integer, refuse_unknown
 from golem_task_api.errors import InvalidArgument
 
 FORMATS = {"PNG": "png", "EXR": "exr"}
@@ -30,19 +31,11 @@ TASK_KEYS = {"scene_file", "frames", "resolution", "samples", "format", "resourc
 _FRAME_ITEM = re.compile(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?")
 
 
-def _int(value: Any, what: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidArgument(f"{what} must be an integer, got {value!r}")
-    if not low <= value <= high:
-        raise InvalidArgument(f"{what} must be {low}-{high}, got {value}")
-    return value
-
-
 def parse_frames(value: Any) -> list[int]:
     """`"1-10;15"` (items split by `;` or `,`, each N or A-B) or a list of
     integers: the frames, ascending, each once."""
     if isinstance(value, list):
-        frames = [_int(v, "each frame", 0, MAX_FRAME) for v in value]
+        frames = [integer(v, "each frame", 0, MAX_FRAME) for v in value]
     elif isinstance(value, str):
         frames = []
         for item in re.split(r"[;,]", value):
@@ -74,8 +67,8 @@ def parse_frames(value: Any) -> list[int]:
 def parse_resolution(value: Any) -> tuple[int, int]:
     if not isinstance(value, list | tuple) or len(value) != 2:
         raise InvalidArgument(f"resolution must be [width, height], got {value!r}")
-    width = _int(value[0], "resolution width", MIN_RESOLUTION, MAX_RESOLUTION)
-    height = _int(value[1], "resolution height", MIN_RESOLUTION, MAX_RESOLUTION)
+    width = integer(value[0], "resolution width", MIN_RESOLUTION, MAX_RESOLUTION)
+    height = integer(value[1], "resolution height", MIN_RESOLUTION, MAX_RESOLUTION)
     return width, height
 
 
@@ -119,12 +112,7 @@ class TaskParams:
 
     @classmethod
     def from_dict(cls, params: dict[str, Any]) -> "TaskParams":
-        unknown = set(params) - TASK_KEYS
-        if unknown:
-            raise InvalidArgument(
-                f"unknown task params: {', '.join(sorted(unknown))}"
-                f" (known: {', '.join(sorted(TASK_KEYS))})"
-            )
+        refuse_unknown(params, TASK_KEYS)
         if "scene_file" not in params:
             raise InvalidArgument("scene_file is required: the .blend file in task_inputs")
         scene_file = relative_path(params["scene_file"], "scene_file")
@@ -145,7 +133,7 @@ class TaskParams:
                 parse_resolution(params["resolution"])
                 if params.get("resolution") is not None else None
             ),
-            samples=_int(samples, "samples", 1, MAX_SAMPLES) if samples is not None else None,
+            samples=integer(samples, "samples", 1, MAX_SAMPLES) if samples is not None else None,
             format=parse_format(params.get("format", "PNG")),
             resources=resources,
         )
@@ -223,7 +211,7 @@ class SubtaskParams:
         if region is not None:
             if not isinstance(region, list) or len(region) != 4:
                 raise InvalidArgument(f"region must be [x0, y0, x1, y1], got {region!r}")
-            x0, y0, x1, y1 = (_int(v, "region", 0, MAX_RESOLUTION) for v in region)
+            x0, y0, x1, y1 = (integer(v, "region", 0, MAX_RESOLUTION) for v in region)
             if not (x0 < x1 <= width and y0 < y1 <= height):
                 raise InvalidArgument(f"region {region} is not inside {width}x{height}")
             region = (x0, y0, x1, y1)
@@ -231,13 +219,13 @@ class SubtaskParams:
         if tile is not None:
             if not isinstance(tile, list) or len(tile) != 2:
                 raise InvalidArgument(f"tile must be [index, count], got {tile!r}")
-            count = _int(tile[1], "tile count", 1, MAX_RESOLUTION)
-            tile = (_int(tile[0], "tile index", 0, count - 1), count)
+            count = integer(tile[1], "tile count", 1, MAX_RESOLUTION)
+            tile = (integer(tile[0], "tile index", 0, count - 1), count)
         return cls(
             scene_file=scene_file,
             frames=parse_frames(frames),
             resolution=(width, height),
-            samples=_int(params.get("samples"), "samples", 1, MAX_SAMPLES),
+            samples=integer(params.get("samples"), "samples", 1, MAX_SAMPLES),
             format=parse_format(params.get("format")),
             region=region,
             tile=tile,

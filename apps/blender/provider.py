@@ -7,8 +7,9 @@ from pathlib import Path
 from apps.blender import benchmark
 from apps.blender.blender import BlenderError, run_job, scratch_dir
 from apps.blender.images import pack_result
-from apps.blender.params import SubtaskParams, inside
+from apps.blender.params import SubtaskParams
 from apps.blender.progress import RenderProgress
+from golem_task_api.apputils.files import input_file
 from golem_task_api.dirutils import ProviderTaskDir
 from golem_task_api.errors import InvalidArgument
 from golem_task_api.handlers import ProviderAppHandler
@@ -29,9 +30,7 @@ class BlenderProviderHandler(ProviderAppHandler):
         progress = RenderProgress(
             os.environ.get(GOLEM_PROGRESS_FILE), params.frames, params.samples, params.tile
         )
-        scene = inside(task_work_dir.subtask_inputs_dir, params.scene_file)
-        if not scene.is_file():
-            raise InvalidArgument(f"the scene {params.scene_file!r} is not in subtask_inputs")
+        scene = input_file(task_work_dir.subtask_inputs_dir, params.scene_file, "the scene")
         # The subtask dir may not exist yet (Golem nodes do not create it).
         subtask_dir = task_work_dir / subtask_id
         frames_dir = subtask_dir / "frames"

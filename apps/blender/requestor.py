@@ -34,10 +34,11 @@ from apps.blender.params import (
 from apps.blender.provider import RESULT_FILE
 from apps.blender.verification import verify_subtask
 from golem_task_api import progress
-from golem_task_api.apputils.files import subtask_result_file
+from golem_task_api.apputils.files import input_file, subtask_result_file
 from golem_task_api.apputils.process import Usage
 from golem_task_api.apputils.task.database import DBTaskManager
 from golem_task_api.apputils.task.models import Part
+from golem_task_api.apputils.task.open_tasks import OpenTasks
 from golem_task_api.apputils.task.status import SubtaskStatus
 from golem_task_api.dirutils import RequestorTaskDir
 from golem_task_api.enums import VerifyResult
@@ -72,21 +73,13 @@ def output_name(frame: int, extension: str) -> str:
 
 class BlenderRequestorHandler(RequestorAppHandler):
     def __init__(self, rng: random.Random | None = None) -> None:
-        # One database connection per task, kept while the app runs.
-        self._tasks: dict[Path, DBTaskManager[RenderPart]] = {}
+        # One database connection per task, kept while the app runs; a task
+        # exists once PARAMS_FILE does.
+        self._tasks = OpenTasks(RenderPart, PARAMS_FILE, "Blender")
         self._merge_locks: dict[Path, asyncio.Lock] = {}
         # Which crop Verify re-renders must be unpredictable to providers;
         # tests pass a seeded generator.
         self._rng = rng or random.Random()
-
-    def _db(self, task_dir: RequestorTaskDir) -> DBTaskManager[RenderPart]:
-        key = Path(task_dir)
-        db = self._tasks.get(key)
-        if db is None:
-            if not (task_dir / PARAMS_FILE).exists():
-                raise NotFound(f"the Blender app has no task in {task_dir}")
-            db = self._tasks[key] = DBTaskManager(task_dir, part_model=RenderPart)
-        return db
 
     async def create_task(
         self,
@@ -102,11 +95,8 @@ class BlenderRequestorHandler(RequestorAppHandler):
         inputs = task_work_dir.task_inputs_dir
         resources = params.resources if params.resources is not None else _all_files(inputs)
         for name in resources:
-            if not inside(inputs, name).is_file():
-                raise InvalidArgument(f"resource {name!r} is not in task_inputs")
-        scene = inside(inputs, params.scene_file)
-        if not scene.is_file():
-            raise InvalidArgument(f"the scene_file {params.scene_file!r} is not in task_inputs")
+            input_file(inputs, name, "resource")
+        scene = input_file(inputs, params.scene_file, "the scene_file")
         info, mem_peak = await _inspect(scene, params.scene_file, task_work_dir / SCRATCH_DIR)
         task = _resolve(params, info, resources)
         layouts = plan_parts(task.frames, max_subtasks_count, *task.resolution)
@@ -116,7 +106,7 @@ class BlenderRequestorHandler(RequestorAppHandler):
         db.create_task(len(layouts), lambda n: _part(n, layouts[n]))
         # Written last: its presence means the task is fully created.
         _write_json(task_work_dir / PARAMS_FILE, task.to_dict())
-        self._tasks[Path(task_work_dir)] = db
+        self._tasks.add(task_work_dir, db)
         _report_verified(db, task)
         width, height = task.resolution
         memory = max(
@@ -128,7 +118,7 @@ class BlenderRequestorHandler(RequestorAppHandler):
     async def next_subtask(
         self, task_work_dir: RequestorTaskDir, subtask_id: str, opaque_node_id: str
     ) -> Subtask | None:
-        part = self._db(task_work_dir).start_next_subtask(subtask_id)
+        part = self._tasks.get(task_work_dir).start_next_subtask(subtask_id)
         if part is None:
             return None
         task = _task(task_work_dir)
@@ -137,7 +127,7 @@ class BlenderRequestorHandler(RequestorAppHandler):
     async def verify(
         self, task_work_dir: RequestorTaskDir, subtask_id: str
     ) -> tuple[VerifyResult, str | None]:
-        db = self._db(task_work_dir)
+        db = self._tasks.get(task_work_dir)
         part = _current_part(db, subtask_id)
         task = _task(task_work_dir)
         db.update_subtask_status(subtask_id, SubtaskStatus.VERIFYING)
@@ -164,7 +154,7 @@ class BlenderRequestorHandler(RequestorAppHandler):
     async def discard_subtasks(
         self, task_work_dir: RequestorTaskDir, subtask_ids: list[str]
     ) -> list[str]:
-        db = self._db(task_work_dir)
+        db = self._tasks.get(task_work_dir)
         task = _task(task_work_dir)
         discarded = []
         for subtask_id in subtask_ids:
@@ -187,20 +177,17 @@ class BlenderRequestorHandler(RequestorAppHandler):
         return await benchmark.score(work_dir)
 
     async def has_pending_subtasks(self, task_work_dir: RequestorTaskDir) -> bool:
-        db = self._db(task_work_dir)
+        db = self._tasks.get(task_work_dir)
         # Also here: a requestor killed between a tile's verdict and the merge
         # of its frame merges when the node asks again.
         await self._merge_tiles(task_work_dir, db, _task(task_work_dir))
         return db.get_next_computable_part_num() is not None
 
     async def abort_task(self, task_work_dir: RequestorTaskDir) -> None:
-        self._db(task_work_dir).abort_task()
+        self._tasks.get(task_work_dir).abort_task()
 
     async def abort_subtask(self, task_work_dir: RequestorTaskDir, subtask_id: str) -> None:
-        db = self._db(task_work_dir)
-        part = db.get_current_part(subtask_id)
-        if part is not None and part.status is not SubtaskStatus.SUCCESS:
-            db.update_subtask_status(subtask_id, SubtaskStatus.ABORTED)
+        self._tasks.get(task_work_dir).abort_subtask(subtask_id)
 
     async def _merge_tiles(
         self, task_dir: RequestorTaskDir, db: DBTaskManager[RenderPart], task: RenderTask

@@ -11,6 +11,7 @@ from pathlib import PurePath
 from typing import Any
 
 from apps.transcode.codecs import CODECS, CONTAINERS, DEFAULT_CONTAINER, PRESETS
+from golem_task_api.apputils.params import integer, refuse_unknown
 from golem_task_api.errors import InvalidArgument
 
 AUDIO_MODES = ("auto", "copy", "aac", "opus", "none")
@@ -42,14 +43,6 @@ def file_name(value: object, what: str) -> str:
     return value
 
 
-def _int(value: object, what: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidArgument(f"{what} must be an integer, got {value!r}")
-    if not low <= value <= high:
-        raise InvalidArgument(f"{what} must be {low}-{high}, got {value}")
-    return value
-
-
 def _number(value: object, what: str, low: float, high: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise InvalidArgument(f"{what} must be a number, got {value!r}")
@@ -75,7 +68,7 @@ def parse_bitrate(value: object, what: str = "bitrate") -> int:
                 f'{what} must be bits per second, e.g. 800000, "800k" or "2.5M"; got {value!r}'
             )
         value = round(float(match.group(1)) * _SCALE[match.group(2).lower()])
-    return _int(value, f"{what} (bits per second)", MIN_BITRATE, MAX_BITRATE)
+    return integer(value, f"{what} (bits per second)", MIN_BITRATE, MAX_BITRATE)
 
 
 def _side(value: object, name: str) -> int:
@@ -151,12 +144,7 @@ class TaskParams:
 
     @classmethod
     def from_dict(cls, params: dict[str, Any]) -> "TaskParams":
-        unknown = set(params) - TASK_KEYS
-        if unknown:
-            raise InvalidArgument(
-                f"unknown task params: {', '.join(sorted(unknown))};"
-                f" known: {', '.join(sorted(TASK_KEYS))}"
-            )
+        refuse_unknown(params, TASK_KEYS)
         if "input" not in params:
             raise InvalidArgument("input is missing: the name of the video in task_inputs")
         source = file_name(params["input"], "input")
@@ -178,7 +166,7 @@ class TaskParams:
             raise InvalidArgument("give bitrate or crf, not both")
         bitrate = parse_bitrate(params["bitrate"]) if "bitrate" in params else None
         low, high = CODECS[codec].crf_range
-        crf = _int(params["crf"], f"crf for {codec}", low, high) if "crf" in params else None
+        crf = integer(params["crf"], f"crf for {codec}", low, high) if "crf" in params else None
         resolution = parse_resolution(params.get("resolution"))
         if resolution is not None and -1 not in resolution:
             check_resolution(*resolution, codec)  # with a -1: once the source's is known
@@ -193,7 +181,7 @@ class TaskParams:
             bitrate=bitrate,
             crf=crf,
             preset=_choice(params.get("preset", "medium"), "preset", PRESETS),
-            keyint=None if keyint is None else _int(keyint, "keyint", 1, MAX_KEYINT),
+            keyint=None if keyint is None else integer(keyint, "keyint", 1, MAX_KEYINT),
             audio=_choice(params.get("audio", "auto"), "audio", AUDIO_MODES),
             audio_bitrate=parse_bitrate(
                 params.get("audio_bitrate", DEFAULT_AUDIO_BITRATE), "audio_bitrate"
@@ -248,8 +236,8 @@ class SubtaskParams:
         container = _choice(params.get("container"), "container", CONTAINERS)
         if codec not in CONTAINERS[container].video_codecs:
             raise InvalidArgument(f"container {container} cannot hold {codec}")
-        width = _int(params.get("width"), "width", 1, 1 << 20)
-        height = _int(params.get("height"), "height", 1, 1 << 20)
+        width = integer(params.get("width"), "width", 1, 1 << 20)
+        height = integer(params.get("height"), "height", 1, 1 << 20)
         check_resolution(width, height, codec)
         bitrate, crf = params.get("bitrate"), params.get("crf")
         if bitrate is not None and crf is not None:
@@ -264,10 +252,10 @@ class SubtaskParams:
             width=width,
             height=height,
             bitrate=None if bitrate is None else parse_bitrate(bitrate),
-            crf=None if crf is None else _int(crf, f"crf for {codec}", low, high),
+            crf=None if crf is None else integer(crf, f"crf for {codec}", low, high),
             preset=_choice(params.get("preset"), "preset", PRESETS),
-            keyint=None if keyint is None else _int(keyint, "keyint", 1, MAX_KEYINT),
-            frames=_int(params.get("frames"), "frames", 1, 1 << 31),
+            keyint=None if keyint is None else integer(keyint, "keyint", 1, MAX_KEYINT),
+            frames=integer(params.get("frames"), "frames", 1, 1 << 31),
             duration=_number(params.get("duration"), "duration", 1e-6, 1e7),
         )
 

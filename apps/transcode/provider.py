@@ -9,8 +9,8 @@ from apps.transcode.codecs import CODECS
 from apps.transcode.encode import FfmpegProgress, ProgressFile, encode_command
 from apps.transcode.media import run_tool
 from apps.transcode.params import SubtaskParams
+from golem_task_api.apputils.files import input_file
 from golem_task_api.dirutils import ProviderTaskDir
-from golem_task_api.errors import InvalidArgument
 from golem_task_api.handlers import ProviderAppHandler
 
 
@@ -22,9 +22,7 @@ class TranscodeProviderHandler(ProviderAppHandler):
         subtask_params: dict,  # type: ignore[type-arg]
     ) -> Path:
         params = SubtaskParams.from_dict(subtask_params)
-        source = task_work_dir.subtask_inputs_dir / params.segment
-        if not source.is_file():
-            raise InvalidArgument(f"segment {params.segment!r} is not in subtask_inputs")
+        source = input_file(task_work_dir.subtask_inputs_dir, params.segment, "segment")
         # The subtask dir may not exist yet (Golem nodes do not create it).
         output = Path(subtask_id) / params.output
         final = task_work_dir / output

@@ -27,9 +27,10 @@ from apps.transcode.params import SubtaskParams, TaskParams, check_resolution
 from apps.transcode.segmenting import SEGMENT_PATTERN, choose_cuts, segment_count, split
 from apps.transcode.verification import Expected, verify_segment
 from golem_task_api import progress
-from golem_task_api.apputils.files import subtask_result_file, write_atomically
+from golem_task_api.apputils.files import input_file, subtask_result_file, write_atomically
 from golem_task_api.apputils.task.database import DBTaskManager
 from golem_task_api.apputils.task.models import Part
+from golem_task_api.apputils.task.open_tasks import OpenTasks
 from golem_task_api.apputils.task.status import SubtaskStatus
 from golem_task_api.dirutils import RequestorTaskDir
 from golem_task_api.enums import VerifyResult
@@ -94,21 +95,13 @@ class TaskState:
 
 class TranscodeRequestorHandler(RequestorAppHandler):
     def __init__(self, rng: random.Random | None = None) -> None:
-        # One database connection per task, kept while the app runs.
-        self._tasks: dict[Path, DBTaskManager[SegmentPart]] = {}
+        # One database connection per task, kept while the app runs; a task
+        # exists once TASK_FILE does.
+        self._tasks = OpenTasks(SegmentPart, TASK_FILE, "transcode")
         self._merging: dict[Path, asyncio.Task[None]] = {}
         # Which frames Verify compares must be unpredictable to providers;
         # tests pass a seeded generator.
         self._rng = rng or random.SystemRandom()
-
-    def _db(self, task_dir: RequestorTaskDir) -> DBTaskManager[SegmentPart]:
-        key = Path(task_dir)
-        db = self._tasks.get(key)
-        if db is None:
-            if not (task_dir / TASK_FILE).exists():
-                raise NotFound(f"the transcode app has no task in {task_dir}")
-            db = self._tasks[key] = DBTaskManager(task_dir, part_model=SegmentPart)
-        return db
 
     async def create_task(
         self,
@@ -117,9 +110,7 @@ class TranscodeRequestorHandler(RequestorAppHandler):
         task_params: dict,  # type: ignore[type-arg]
     ) -> Task:
         params = TaskParams.from_dict(task_params)
-        source = task_work_dir.task_inputs_dir / params.input
-        if not source.is_file():
-            raise InvalidArgument(f"input {params.input!r} is not in task_inputs")
+        source = input_file(task_work_dir.task_inputs_dir, params.input, "input")
         try:
             info = await probe(source)
         except MediaError as exc:
@@ -164,7 +155,7 @@ class TranscodeRequestorHandler(RequestorAppHandler):
         (task_work_dir / VERIFIED_DIR).mkdir(exist_ok=True)
         # Written last: its presence means the task is fully created.
         TaskState(params, plan).save(task_work_dir)
-        self._tasks[Path(task_work_dir)] = db
+        self._tasks.add(task_work_dir, db)
         _report_verified(db)
         return create_docker_cpu_task(
             IMAGE, TAG, Infrastructure(min_memory_mib=memory_mib(width, height))
@@ -173,7 +164,7 @@ class TranscodeRequestorHandler(RequestorAppHandler):
     async def next_subtask(
         self, task_work_dir: RequestorTaskDir, subtask_id: str, opaque_node_id: str
     ) -> Subtask | None:
-        part = self._db(task_work_dir).start_next_subtask(subtask_id)
+        part = self._tasks.get(task_work_dir).start_next_subtask(subtask_id)
         if part is None:
             return None
         state = TaskState.load(task_work_dir)
@@ -190,7 +181,7 @@ class TranscodeRequestorHandler(RequestorAppHandler):
     async def verify(
         self, task_work_dir: RequestorTaskDir, subtask_id: str
     ) -> tuple[VerifyResult, str | None]:
-        db = self._db(task_work_dir)
+        db = self._tasks.get(task_work_dir)
         part = _current_part(db, subtask_id)
         state = TaskState.load(task_work_dir)
         db.update_subtask_status(subtask_id, SubtaskStatus.VERIFYING)
@@ -219,7 +210,7 @@ class TranscodeRequestorHandler(RequestorAppHandler):
     async def discard_subtasks(
         self, task_work_dir: RequestorTaskDir, subtask_ids: list[str]
     ) -> list[str]:
-        db = self._db(task_work_dir)
+        db = self._tasks.get(task_work_dir)
         state = TaskState.load(task_work_dir)
         discarded = []
         for subtask_id in subtask_ids:
@@ -241,20 +232,17 @@ class TranscodeRequestorHandler(RequestorAppHandler):
         return await benchmark.frames_per_second(work_dir)
 
     async def has_pending_subtasks(self, task_work_dir: RequestorTaskDir) -> bool:
-        db = self._db(task_work_dir)
+        db = self._tasks.get(task_work_dir)
         # Also here: a requestor killed between the last verdict and the end
         # of the merge finishes the merge when the node asks again.
         await self._merge_if_complete(task_work_dir, db, TaskState.load(task_work_dir))
         return db.get_next_computable_part_num() is not None
 
     async def abort_task(self, task_work_dir: RequestorTaskDir) -> None:
-        self._db(task_work_dir).abort_task()
+        self._tasks.get(task_work_dir).abort_task()
 
     async def abort_subtask(self, task_work_dir: RequestorTaskDir, subtask_id: str) -> None:
-        db = self._db(task_work_dir)
-        part = db.get_current_part(subtask_id)
-        if part is not None and part.status is not SubtaskStatus.SUCCESS:
-            db.update_subtask_status(subtask_id, SubtaskStatus.ABORTED)
+        self._tasks.get(task_work_dir).abort_subtask(subtask_id)
 
     async def _merge_if_complete(
         self, task_dir: RequestorTaskDir, db: DBTaskManager[SegmentPart], state: TaskState

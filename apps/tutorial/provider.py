@@ -6,9 +6,8 @@ from pathlib import Path
 from apps.tutorial import pow
 from apps.tutorial.params import SubtaskParams
 from golem_task_api import progress
-from golem_task_api.apputils.files import write_atomically
+from golem_task_api.apputils.files import input_file, write_atomically
 from golem_task_api.dirutils import ProviderTaskDir
-from golem_task_api.errors import InvalidArgument
 from golem_task_api.handlers import ProviderAppHandler
 from golem_task_api.threading import Executor
 
@@ -24,10 +23,8 @@ class TutorialProviderHandler(ProviderAppHandler):
         subtask_params: dict,  # type: ignore[type-arg]
     ) -> Path:
         params = SubtaskParams.from_dict(subtask_params)
-        data_path = task_work_dir.subtask_inputs_dir / params.data_file
-        if not data_path.is_file():
-            raise InvalidArgument(f"resource {params.data_file!r} is not in subtask_inputs")
-        data = data_path.read_bytes()
+        data_file = input_file(task_work_dir.subtask_inputs_dir, params.data_file, "resource")
+        data = data_file.read_bytes()
         def hashed(done: int) -> None:
             progress.report(done, total=params.size, unit="Hashes")
 

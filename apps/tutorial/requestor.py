@@ -17,14 +17,15 @@ from apps.tutorial.params import SubtaskParams, TaskParams, split_range
 from apps.tutorial.provider import RESULT_FILE
 from apps.tutorial.verification import verify_range
 from golem_task_api import progress
-from golem_task_api.apputils.files import subtask_result_file, write_atomically
+from golem_task_api.apputils.files import input_file, subtask_result_file, write_atomically
 from golem_task_api.apputils.task.database import DBTaskManager
 from golem_task_api.apputils.task.models import Part
+from golem_task_api.apputils.task.open_tasks import OpenTasks
 from golem_task_api.apputils.task.status import SubtaskStatus
 from golem_task_api.dirutils import RequestorTaskDir
 from golem_task_api.enums import VerifyResult
 from golem_task_api.envs import create_docker_cpu_task
-from golem_task_api.errors import InvalidArgument, NotFound
+from golem_task_api.errors import NotFound
 from golem_task_api.handlers import RequestorAppHandler
 from golem_task_api.structs import Infrastructure, Subtask, Task
 from golem_task_api.threading import Executor
@@ -43,20 +44,12 @@ class RangePart(Part):
 
 class TutorialRequestorHandler(RequestorAppHandler):
     def __init__(self, rng: random.Random | None = None) -> None:
-        # One database connection per task, kept while the app runs.
-        self._tasks: dict[Path, DBTaskManager[RangePart]] = {}
+        # One database connection per task, kept while the app runs; a task
+        # exists once PARAMS_FILE does.
+        self._tasks = OpenTasks(RangePart, PARAMS_FILE, "tutorial")
         # Which nonces are recomputed must be unpredictable to providers;
         # tests pass a seeded generator.
         self._rng = rng or random.Random()
-
-    def _db(self, task_dir: RequestorTaskDir) -> DBTaskManager[RangePart]:
-        key = Path(task_dir)
-        db = self._tasks.get(key)
-        if db is None:
-            if not (task_dir / PARAMS_FILE).exists():
-                raise NotFound(f"the tutorial app has no task in {task_dir}")
-            db = self._tasks[key] = DBTaskManager(task_dir, part_model=RangePart)
-        return db
 
     async def create_task(
         self,
@@ -65,9 +58,7 @@ class TutorialRequestorHandler(RequestorAppHandler):
         task_params: dict,  # type: ignore[type-arg]
     ) -> Task:
         params = TaskParams.from_dict(task_params)
-        data = task_work_dir.task_inputs_dir / params.data_file
-        if not data.is_file():
-            raise InvalidArgument(f"input {params.data_file!r} is not in task_inputs")
+        data = input_file(task_work_dir.task_inputs_dir, params.data_file, "input")
         ranges = split_range(params.search_space, max_subtasks_count)
         shutil.copy2(data, task_work_dir.subtask_inputs_dir / params.data_file)
         db = DBTaskManager(task_work_dir, part_model=RangePart)
@@ -76,14 +67,14 @@ class TutorialRequestorHandler(RequestorAppHandler):
         )
         # Written last: its presence means the task is fully created.
         write_atomically(task_work_dir / PARAMS_FILE, json.dumps(params.to_dict()))
-        self._tasks[Path(task_work_dir)] = db
+        self._tasks.add(task_work_dir, db)
         _report_verified(db)
         return create_docker_cpu_task(IMAGE, TAG, Infrastructure(min_memory_mib=MIN_MEMORY_MIB))
 
     async def next_subtask(
         self, task_work_dir: RequestorTaskDir, subtask_id: str, opaque_node_id: str
     ) -> Subtask | None:
-        part = self._db(task_work_dir).start_next_subtask(subtask_id)
+        part = self._tasks.get(task_work_dir).start_next_subtask(subtask_id)
         if part is None:
             return None
         params = _task_params(task_work_dir)
@@ -93,7 +84,7 @@ class TutorialRequestorHandler(RequestorAppHandler):
     async def verify(
         self, task_work_dir: RequestorTaskDir, subtask_id: str
     ) -> tuple[VerifyResult, str | None]:
-        db = self._db(task_work_dir)
+        db = self._tasks.get(task_work_dir)
         part = _current_part(db, subtask_id)
         params = _task_params(task_work_dir)
         db.update_subtask_status(subtask_id, SubtaskStatus.VERIFYING)
@@ -119,7 +110,7 @@ class TutorialRequestorHandler(RequestorAppHandler):
     async def discard_subtasks(
         self, task_work_dir: RequestorTaskDir, subtask_ids: list[str]
     ) -> list[str]:
-        db = self._db(task_work_dir)
+        db = self._tasks.get(task_work_dir)
         discarded = []
         for subtask_id in subtask_ids:
             part = db.get_current_part(subtask_id)
@@ -139,20 +130,17 @@ class TutorialRequestorHandler(RequestorAppHandler):
         return rate if rate is not None else 0.0
 
     async def has_pending_subtasks(self, task_work_dir: RequestorTaskDir) -> bool:
-        db = self._db(task_work_dir)
+        db = self._tasks.get(task_work_dir)
         # Also here: a requestor killed between the last verdict and the merge
         # finishes the merge when the node asks again.
         _merge_if_complete(task_work_dir, db)
         return db.get_next_computable_part_num() is not None
 
     async def abort_task(self, task_work_dir: RequestorTaskDir) -> None:
-        self._db(task_work_dir).abort_task()
+        self._tasks.get(task_work_dir).abort_task()
 
     async def abort_subtask(self, task_work_dir: RequestorTaskDir, subtask_id: str) -> None:
-        db = self._db(task_work_dir)
-        part = db.get_current_part(subtask_id)
-        if part is not None and part.status is not SubtaskStatus.SUCCESS:
-            db.update_subtask_status(subtask_id, SubtaskStatus.ABORTED)
+        self._tasks.get(task_work_dir).abort_subtask(subtask_id)
 
 
 def _report_verified(db: DBTaskManager[RangePart]) -> None:

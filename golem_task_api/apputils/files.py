@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 
 from golem_task_api.dirutils import RequestorTaskDir
+from golem_task_api.errors import InvalidArgument
 
 
 def write_atomically(path: Path, data: bytes | str, *, mode: int = 0o644) -> None:
@@ -29,6 +30,20 @@ def write_atomically(path: Path, data: bytes | str, *, mode: int = 0o644) -> Non
         raise
 
 
+def input_file(inputs_dir: Path, name: str, what: str) -> Path:
+    """The file `name` (from the params) in `inputs_dir`, resolved.
+
+    For task_inputs or subtask_inputs: a name that leads outside the dir,
+    also through a symlink, or that is not a file there, is refused with
+    InvalidArgument "`what` 'name' is not in `inputs_dir`'s name".
+    """
+    inputs = Path(inputs_dir).resolve()
+    path = (inputs / name).resolve()
+    if not (path.is_relative_to(inputs) and path.is_file()):
+        raise InvalidArgument(f"{what} {name!r} is not in {inputs.name}")
+    return path
+
+
 def subtask_result_file(task_dir: RequestorTaskDir, subtask_id: str, name: str) -> Path:
     """A subtask's result file `name` as the node delivered it, for Verify.
 
@@ -44,4 +59,4 @@ def subtask_result_file(task_dir: RequestorTaskDir, subtask_id: str, name: str) 
     return files[0] if len(files) == 1 else expected
 
 
-__all__ = ["subtask_result_file", "write_atomically"]
+__all__ = ["input_file", "subtask_result_file", "write_atomically"]

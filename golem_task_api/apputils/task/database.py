@@ -238,6 +238,18 @@ class DBTaskManager(TaskManager, Generic[P]):
             row = conn.execute(f"{_PART_SELECT} WHERE p.subtask_id = ?", (subtask_id,)).fetchone()
         return None if row is None else self._decode(row)
 
+    def abort_subtask(self, subtask_id: str) -> bool:
+        """ABORTED for `subtask_id` if it is still its part's current subtask
+        and not verified (what AbortSubtask does); False if nothing changed."""
+        with self.database.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE subtask SET status = ?"
+                " WHERE id = ? AND id IN (SELECT subtask_id FROM part WHERE subtask_id = ?)"
+                " AND status IS NOT ?",
+                (SubtaskStatus.ABORTED.value, subtask_id, subtask_id, SubtaskStatus.SUCCESS.value),
+            )
+            return cursor.rowcount > 0
+
     def get_parts(self) -> list[P]:
         """All parts, by number."""
         with self.database.reading() as conn:

@@ -245,6 +245,29 @@ def test_abort_task_leaves_earlier_attempts(manager: DBTaskManager[Part]) -> Non
     assert manager.get_subtask("new") == Subtask(id="new", part_num=0, status=ABORTED)
 
 
+def test_abort_subtask(manager: DBTaskManager[Part]) -> None:
+    manager.create_task(3)
+    for num, status in enumerate([COMPUTING, VERIFYING, SUCCESS]):
+        manager.start_subtask(num, f"s{num}")
+        manager.update_subtask_status(f"s{num}", status)
+    assert manager.abort_subtask("s0") is True
+    assert manager.abort_subtask("s1") is True
+    # A verified subtask stays verified; an unknown one changes nothing.
+    assert manager.abort_subtask("s2") is False
+    assert manager.abort_subtask("unknown") is False
+    assert [p.status for p in manager.get_parts()] == [ABORTED, ABORTED, SUCCESS]
+
+
+def test_abort_subtask_leaves_a_later_attempt(manager: DBTaskManager[Part]) -> None:
+    manager.create_task(1)
+    manager.start_subtask(0, "first")
+    manager.update_subtask_status("first", FAILURE)
+    manager.start_subtask(0, "second")
+    assert manager.abort_subtask("first") is False
+    assert manager.get_subtask("first") == Subtask(id="first", part_num=0, status=FAILURE)
+    assert manager.get_part(0) == Part(num=0, subtask_id="second", status=COMPUTING)
+
+
 def test_get_subtasks_statuses_of_missing_parts(manager: DBTaskManager[Part]) -> None:
     manager.create_task(4)
     assert manager.get_subtasks_statuses([9, 10, 11]) == {}
