@@ -5,32 +5,18 @@ environment and calls ComputeWithProgress; anything else that honours the
 `ExecutionRunner` contract can stand in (tests run plain child processes).
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from golem_task_api.node.compute.capacity import Allocation
 from golem_task_api.node.compute.execution import Execution
+from golem_task_api.node.progress import Progress, ProgressCallback
 
-
-@dataclass(frozen=True)
-class ProgressUpdate:
-    """One progress value (the fields of progress.md's ProgressEvent).
-
-    `total` None means unknown; `step`/`step_count` the stage of a staged
-    computation (`step_count` 0: not staged).
-    """
-
-    done: float
-    total: float | None = None
-    unit: str = ""
-    message: str = ""
-    step: int = 0
-    step_count: int = 0
-
-
-ProgressReporter = Callable[[ProgressUpdate], None]
+# The node's progress value (the fields of progress.md's ProgressEvent), under
+# the name the compute node has always used for it.
+ProgressUpdate = Progress
+ProgressReporter = ProgressCallback
 
 
 @dataclass(frozen=True)

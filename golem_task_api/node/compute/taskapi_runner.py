@@ -107,8 +107,8 @@ class TaskApiRunner:
                 async for item in stream:
                     if isinstance(item, ComputeResult):
                         output = item.output_filepath
-                    else:
-                        report_progress(_update(item))
+                    elif (update := _update(item)) is not None:
+                        report_progress(update)
             if output is None:
                 raise errors.Unavailable("the provider app ended its stream without a result")
             return output
@@ -147,16 +147,12 @@ def _recorder(group_file: Path) -> Callable[[TaskApiService], None]:
     return record
 
 
-def _update(item: ClientProgress) -> ProgressUpdate:
-    value = item.value
-    return ProgressUpdate(
-        done=value.done,
-        total=value.total,
-        unit=value.unit,
-        message=value.message,
-        step=value.step,
-        step_count=value.step_count,
-    )
+def _update(item: ClientProgress) -> ProgressUpdate | None:
+    try:
+        return ProgressUpdate.of(item.value)
+    except ValueError:
+        logger.warning("dropped an invalid progress value %r", item.value)
+        return None
 
 
 def _failure(app_name: str, exc: BaseException, service: TaskApiService) -> RunResult:

@@ -34,7 +34,6 @@ from golem_task_api.errors import InvalidArgument
 from golem_task_api.node.compute.execution import Execution
 from golem_task_api.node.compute.node import ComputeNode
 from golem_task_api.node.compute.offers import Bid, Offer, SubtaskWork
-from golem_task_api.node.compute.runner import ProgressUpdate
 from golem_task_api.node.compute.states import (
     ExecutionNotFound,
     ExecutionState,
@@ -48,7 +47,7 @@ from golem_task_api.node.market.errors import (
 )
 from golem_task_api.node.market.tracking import ExecutionTracker, ExecutionWatch
 from golem_task_api.node.workgen.local_provider import LocalDirProvider
-from golem_task_api.node.workgen.progress import Progress, ProgressCallback
+from golem_task_api.node.workgen.progress import ProgressCallback
 from golem_task_api.node.workgen.provider import RunResult
 
 logger = logging.getLogger(__name__)
@@ -167,7 +166,7 @@ class ComputeNodeProvider:
         work = SubtaskWork(subtask_id, dict(params), resources)
         execution_id = self._take_bid() or await self._new_bid()
         self.execution_ids.append(execution_id)
-        watch = self._tracker.watch(execution_id, ProgressForwarder(on_progress))
+        watch = self._tracker.watch(execution_id, on_progress)
         try:
             await self.node.bid_accepted(execution_id, work)
         except BaseException:
@@ -299,26 +298,4 @@ async def settle(node: ComputeNode, execution_id: str, accepted: bool, reason: s
         await node.result_rejected(execution_id, reason or "the result failed verification")
 
 
-class ProgressForwarder:
-    """The node's progress values as the work generator's, unchanged."""
-
-    def __init__(self, on_progress: ProgressCallback) -> None:
-        self._on_progress = on_progress
-
-    def __call__(self, update: ProgressUpdate) -> None:
-        try:
-            value = Progress(
-                update.done,
-                update.total,
-                unit=update.unit,
-                message=update.message,
-                step=update.step,
-                step_count=update.step_count,
-            )
-        except ValueError:
-            logger.warning("dropped an invalid progress value %r", update)
-            return
-        self._on_progress(value)
-
-
-__all__ = ["EVENT_GRACE", "ComputeNodeProvider", "ProgressForwarder", "settle"]
+__all__ = ["EVENT_GRACE", "ComputeNodeProvider", "settle"]

@@ -1,50 +1,21 @@
-"""Progress values, the per-command progress arguments, and their throttle.
+"""The per-command progress arguments, and their throttle.
 
-`Progress` has the fields of progress.md's ProgressEvent (the compute node's
-`ProgressUpdate` has the same ones), so a provider adapter forwards an app's
-progress unchanged. `ProgressThrottle` applies progress.md's throttling rules
-to what a provider reports before it becomes an event.
+`Progress` (the node's progress value, also the compute node's
+`ProgressUpdate`) is re-exported from `golem_task_api.node.progress`.
+`ProgressThrottle` applies progress.md's throttling rules to what a provider
+reports before it becomes an event.
 """
 
 import asyncio
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+
+from golem_task_api.node.progress import Progress, ProgressCallback
 
 # progress.md: intervals below 10 ms count as 10 ms.
 MIN_INTERVAL = 0.010
 
 
-@dataclass(frozen=True, slots=True)
-class Progress:
-    """One progress value.
-
-    `done`/`total` the amount within the current step (`total` None:
-    unknown, not the same as 0); `unit` free text ("Bytes", "Frames"), empty
-    if none; `step`/`step_count` the stage (0-based; `step_count` 0: not
-    staged).
-    """
-
-    KIND: ClassVar[str] = "progress"
-
-    done: float
-    total: float | None = None
-    unit: str = ""
-    message: str = ""
-    step: int = 0
-    step_count: int = 0
-
-    def __post_init__(self) -> None:
-        if not math.isfinite(self.done) or self.done < 0:
-            raise ValueError(f"progress done must be finite and >= 0, got {self.done!r}")
-        if self.total is not None and (not math.isfinite(self.total) or self.total < 0):
-            raise ValueError(f"progress total must be finite and >= 0, got {self.total!r}")
-        if self.step < 0 or self.step_count < 0:
-            raise ValueError(f"progress step {self.step}/{self.step_count} is negative")
-
-
-ProgressCallback = Callable[[Progress], None]
 
 
 @dataclass(frozen=True, slots=True)
