@@ -1,6 +1,8 @@
 """Drive a whole task through an app's two servers, as a node would."""
 
+import os
 import shutil
+import signal
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -36,6 +38,7 @@ class TaskLifecycleUtil:
         # The reason the last verdict of compute_next_subtask gave.
         self.last_verify_reason: str = ""
         self._provider_service: TaskApiService | None = None
+        self._requestor_service: TaskApiService | None = None
 
     # -- requestor --------------------------------------------------------
 
@@ -43,12 +46,34 @@ class TaskLifecycleUtil:
     async def init_requestor(
         self, get_task_api_service: ServiceFactory, port: int = 50005
     ) -> AsyncIterator[RequestorAppClient]:
-        service = get_task_api_service(self.req_dir)
-        self.requestor_client = await RequestorAppClient.create(service, port)
+        await self.start_requestor(get_task_api_service, port)
         try:
             yield self.requestor_client
         finally:
             await self.requestor_client.shutdown()
+
+    async def start_requestor(
+        self, get_task_api_service: ServiceFactory, port: int = 50005
+    ) -> RequestorAppClient:
+        """Start the requestor app on `req_dir` (also again, after
+        kill_requestor()); its client becomes `requestor_client`. Unlike
+        init_requestor(), the caller shuts it down: `requestor_client.shutdown()`."""
+        self._requestor_service = get_task_api_service(self.req_dir)
+        self.requestor_client = await RequestorAppClient.create(self._requestor_service, port)
+        return self.requestor_client
+
+    async def kill_requestor(self) -> None:
+        """Kill the requestor app as a crash would (SIGKILL to its process
+        group) and wait until it is gone; start_requestor() then tests that
+        the app continues its tasks. The app must run as a process: a service
+        with a `pid`, such as LocalProcessService."""
+        service = self._requestor_service
+        pid = getattr(service, "pid", None)
+        if service is None or pid is None:
+            raise RuntimeError("kill_requestor() needs a requestor app process: start_requestor()")
+        os.killpg(pid, signal.SIGKILL)
+        await service.wait_until_shutdown_complete()
+        await self.requestor_client.shutdown()
 
     @asynccontextmanager
     async def init_requestor_with_handler(

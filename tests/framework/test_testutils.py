@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import signal
 import socket
 import threading
 from pathlib import Path
@@ -176,6 +177,47 @@ async def test_init_requestor_with_a_service_factory(tmp_path) -> None:
         assert await client.run_benchmark() == BENCHMARK_SCORE
     assert made == [util.req_dir]
     await poll(lambda: not client.service.running(), "the requestor to stop")
+
+
+async def test_kill_and_start_the_requestor_app_again(tmp_path) -> None:
+    """A crash test's steps: the requestor app process is SIGKILLed, the
+    util waits until it is gone, and a new one serves on the same dir."""
+    util = TaskLifecycleUtil(tmp_path / "lifecycle")
+    services: list[LocalProcessService] = []
+
+    def service(work_dir: Path) -> TaskApiService:
+        made = LocalProcessService(APP_MODULE, work_dir, cwd=REPO_ROOT)
+        services.append(made)
+        return made
+
+    try:
+        first = await util.start_requestor(service, port=0)
+        assert util.requestor_client is first
+        await util.kill_requestor()
+        assert services[0].returncode == -signal.SIGKILL
+        assert not services[0].running()
+        second = await util.start_requestor(service, port=0)
+        assert util.requestor_client is second
+        assert await second.run_benchmark() == BENCHMARK_SCORE
+        await second.shutdown()
+    finally:
+        for made in services:
+            await made.stop()
+    assert services[1].returncode == 0
+
+
+async def test_kill_requestor_needs_an_app_process(tmp_path) -> None:
+    util = TaskLifecycleUtil(tmp_path / "lifecycle")
+    with pytest.raises(RuntimeError, match="start_requestor"):
+        await util.kill_requestor()
+    client = await util.start_requestor(
+        lambda work_dir: InlineTaskApiService(work_dir, requestor_handler=EchoRequestor()), port=0
+    )
+    try:
+        with pytest.raises(RuntimeError, match="requestor app process"):
+            await util.kill_requestor()
+    finally:
+        await client.shutdown()
 
 
 async def test_start_provider_needs_init(tmp_path) -> None:

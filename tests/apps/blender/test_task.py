@@ -4,8 +4,8 @@ processes running the image's command line)."""
 import asyncio
 import os
 import shutil
-import signal
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from apps.blender.images import ImageHeader, read_header
 from apps.blender.params import SubtaskParams
 from apps.blender.provider import BlenderProviderHandler
 from golem_task_api import errors
-from golem_task_api.client import LocalProcessService, RequestorAppClient, ShutdownException
+from golem_task_api.client import LocalProcessService, ShutdownException
 from golem_task_api.client.provider import ComputeResult
 from golem_task_api.dirutils import ProviderTaskDir
 from golem_task_api.enums import VerifyResult
@@ -246,25 +246,16 @@ async def test_real_processes_and_a_killed_requestor_app(tmp_path: Path, scene: 
     verified and a second is in flight, and started again on the same work dir."""
     util = TaskLifecycleUtil(tmp_path)
     util.init_provider(lambda work_dir: LocalProcessService("apps.blender", work_dir), "t1")
-
-    async def start() -> tuple[LocalProcessService, RequestorAppClient]:
-        service = LocalProcessService("apps.blender", util.req_dir)
-        client = await RequestorAppClient.create(service, port=0)
-        util.requestor_client = client
-        return service, client
-
-    service, client = await start()
+    app = partial(LocalProcessService, "apps.blender")
+    client = await util.start_requestor(app, port=0)
     try:
         await util.create_task("t1", 2, [scene], {"scene_file": "scene.blend", "frames": "8-9"})
         _id, verdict = await util.compute_next_subtask("t1", "n")
         assert verdict is VerifyResult.SUCCESS
         assert await client.next_subtask("t1", "in-flight", "n") is not None
-        assert service.pid is not None
-        os.killpg(service.pid, signal.SIGKILL)
-        await service.wait_until_shutdown_complete()
-        await client.shutdown()
+        await util.kill_requestor()
 
-        service, client = await start()
+        client = await util.start_requestor(app, port=0)
         await client.abort_subtask("t1", "in-flight")  # the node gives it up
         rest = await util.compute_remaining_subtasks("t1", "n")
         assert len(rest) == 1

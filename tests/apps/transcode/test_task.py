@@ -3,7 +3,6 @@
 import asyncio
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import uuid
@@ -18,7 +17,7 @@ from apps.transcode.params import SubtaskParams
 from apps.transcode.provider import TranscodeProviderHandler
 from apps.transcode.requestor import task_summary
 from golem_task_api import errors
-from golem_task_api.client import LocalProcessService, RequestorAppClient, ShutdownException
+from golem_task_api.client import LocalProcessService, ShutdownException
 from golem_task_api.client.provider import ComputeResult
 from golem_task_api.dirutils import ProviderTaskDir
 from golem_task_api.enums import VerifyResult
@@ -359,26 +358,16 @@ async def test_a_killed_requestor_app_restarts_and_keeps_every_verified_segment(
     pending subtasks merges again."""
     util = TaskLifecycleUtil(tmp_path / "work")
     util.init_provider(inline(), "t1")
-
-    async def start() -> tuple[LocalProcessService, RequestorAppClient]:
-        service = processes(util.req_dir)
-        client = await RequestorAppClient.create(service, port=0)
-        util.requestor_client = client
-        return service, client
-
-    service, client = await start()
+    client = await util.start_requestor(processes, port=0)
     try:
         await util.create_task("t1", 4, [source_video], PARAMS)
         for _ in range(2):
             _id, verdict = await util.compute_next_subtask("t1", "n")
             assert verdict is VerifyResult.SUCCESS
         assert await client.next_subtask("t1", "in-flight", "n") is not None
-        assert service.pid is not None
-        os.killpg(service.pid, signal.SIGKILL)
-        await service.wait_until_shutdown_complete()
-        await client.shutdown()
+        await util.kill_requestor()
 
-        service, client = await start()
+        client = await util.start_requestor(processes, port=0)
         await client.abort_subtask("t1", "in-flight")  # the node gives it up
         rest = await util.compute_remaining_subtasks("t1", "n")
         assert len(rest) == 2

@@ -4,7 +4,7 @@ import asyncio
 import json
 import os
 import random
-import signal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from apps.tutorial import pow
 from apps.tutorial.provider import TutorialProviderHandler
 from apps.tutorial.requestor import TutorialRequestorHandler
 from golem_task_api import errors
-from golem_task_api.client import LocalProcessService, RequestorAppClient
+from golem_task_api.client import LocalProcessService
 from golem_task_api.dirutils import ProviderTaskDir
 from golem_task_api.enums import VerifyResult
 from golem_task_api.envs.constants import DOCKER_CPU_ENV_ID
@@ -188,14 +188,8 @@ async def test_a_killed_requestor_app_restarts_and_keeps_every_verified_range(
     other ranges are computed, and the result is complete."""
     util = TaskLifecycleUtil(tmp_path)
     util.init_provider(inline(), "t1")
-
-    async def start() -> tuple[LocalProcessService, RequestorAppClient]:
-        service = LocalProcessService("apps.tutorial", util.req_dir)
-        client = await RequestorAppClient.create(service, port=0)
-        util.requestor_client = client
-        return service, client
-
-    service, client = await start()
+    app = partial(LocalProcessService, "apps.tutorial")
+    client = await util.start_requestor(app, port=0)
     try:
         await util.create_task("t1", 4, [data_file], PARAMS)
         for _ in range(2):
@@ -203,11 +197,9 @@ async def test_a_killed_requestor_app_restarts_and_keeps_every_verified_range(
             assert verdict is VerifyResult.SUCCESS
         # A third range is in flight when the app dies.
         assert await client.next_subtask("t1", "in-flight", "n") is not None
-        os.killpg(service.pid, signal.SIGKILL)
-        await service.wait_until_shutdown_complete()
-        await client.shutdown()
+        await util.kill_requestor()
 
-        service, client = await start()
+        client = await util.start_requestor(app, port=0)
         # The node gives the lost subtask up; its range becomes computable.
         await client.abort_subtask("t1", "in-flight")
         rest = await util.compute_remaining_subtasks("t1", "n")
