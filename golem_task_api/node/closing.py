@@ -1,7 +1,6 @@
 """`AsyncClosing`: objects used as `async with obj:` that `aclose()` on the way out."""
 
 import abc
-from types import TracebackType
 from typing import Self
 
 
@@ -15,12 +14,7 @@ class AsyncClosing(abc.ABC):
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
 
