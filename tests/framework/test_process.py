@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -63,6 +64,25 @@ async def start_raw(service: LocalProcessService, role: str):
     host, port = await service.start(f"{role} 0", 0)
     channel = grpc.aio.insecure_channel(f"{host}:{port}")
     return port, channel
+
+
+@contextlib.asynccontextmanager
+async def compute_in_flight(
+    service: LocalProcessService, started: Path, **params: str
+) -> AsyncIterator[tuple[int, pb_grpc.ProviderAppStub]]:
+    """A raw Compute(params) of the provider app `service`, under way once the
+    handler has made `started`. Yields (the app's pid, a stub) for the test to
+    stop the app; the call must then end UNAVAILABLE."""
+    _port, channel = await start_raw(service, "provider")
+    pid = service.pid
+    assert pid is not None
+    async with channel:
+        stub = pb_grpc.ProviderAppStub(channel)
+        compute = asyncio.ensure_future(stub.Compute(compute_request(**params), timeout=BOUND))
+        await poll(started.exists, f"the handler to make {started.name}")
+        yield pid, stub
+        code, details = await status_of_call(compute)
+        assert code == C.UNAVAILABLE, (code, details)
 
 
 # -- the provider: one request, then exit -----------------------------------
@@ -121,19 +141,10 @@ async def test_second_concurrent_request_is_refused(processes, prov_task_dir, tm
 async def test_shutdown_rpc_during_a_long_compute(processes, prov_task_dir, tmp_path) -> None:
     grandchild = tmp_path / "grandchild.pid"
     service = processes(prov_task_dir)
-    _port, channel = await start_raw(service, "provider")
-    pid = service.pid
-    async with channel:
-        stub = pb_grpc.ProviderAppStub(channel)
-        compute = asyncio.ensure_future(
-            stub.Compute(compute_request(grandchild=str(grandchild)), timeout=BOUND)
-        )
-        await poll(grandchild.exists, "the handler to start its child")
+    async with compute_in_flight(service, grandchild, grandchild=str(grandchild)) as (pid, stub):
         child = int(grandchild.read_text())
         assert pid_alive(child) and os.getpgid(child) == pid
         await stub.Shutdown(pb.ShutdownRequest(), timeout=BOUND)
-        code, details = await status_of_call(compute)
-        assert code == C.UNAVAILABLE, (code, details)
     assert await exit_code(service) == 0, service.output_tail()
     await nothing_left(pid, child)
 
@@ -199,17 +210,8 @@ async def test_shutdown_while_a_thread_blocks(processes, prov_task_dir, tmp_path
     """Blocking work in Executor.run cannot be cancelled: the app exits all the same."""
     entered = tmp_path / "entered"
     service = processes(prov_task_dir)
-    _port, channel = await start_raw(service, "provider")
-    pid = service.pid
-    async with channel:
-        stub = pb_grpc.ProviderAppStub(channel)
-        compute = asyncio.ensure_future(
-            stub.Compute(compute_request(block_thread=str(entered)), timeout=BOUND)
-        )
-        await poll(entered.exists, "the blocking work to start")
+    async with compute_in_flight(service, entered, block_thread=str(entered)) as (pid, stub):
         await stub.Shutdown(pb.ShutdownRequest(), timeout=BOUND)
-        code, details = await status_of_call(compute)
-        assert code == C.UNAVAILABLE, (code, details)
     # on_before_shutdown waits up to 5 s for the thread, then the app exits anyway
     assert await exit_code(service) == 0, service.output_tail()
     await nothing_left(pid)
@@ -271,18 +273,9 @@ async def _health_is(port: int, status: int) -> bool:
 async def test_signal_during_a_compute(processes, prov_task_dir, tmp_path, sig) -> None:
     grandchild = tmp_path / "grandchild.pid"
     service = processes(prov_task_dir)
-    _port, channel = await start_raw(service, "provider")
-    pid = service.pid
-    async with channel:
-        stub = pb_grpc.ProviderAppStub(channel)
-        compute = asyncio.ensure_future(
-            stub.Compute(compute_request(grandchild=str(grandchild)), timeout=BOUND)
-        )
-        await poll(grandchild.exists, "the handler to start its child")
+    async with compute_in_flight(service, grandchild, grandchild=str(grandchild)) as (pid, _stub):
         child = int(grandchild.read_text())
         os.kill(pid, sig)
-        code, details = await status_of_call(compute)
-        assert code == C.UNAVAILABLE, (code, details)
     assert await exit_code(service) == 0, service.output_tail()
     await nothing_left(pid, child)
 
