@@ -4,12 +4,16 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
+import ssl
 from pathlib import Path
 from typing import Any, TypeVar
 
 import psutil
+import pytest
 
-from golem_task_api.client import ProviderAppClient, TaskApiService
+from golem_task_api.client import ProviderAppClient, RequestorAppClient, TaskApiService
+from golem_task_api.ssl import create_client_ssl_context, generate_certificates
 
 S = TypeVar("S", bound=TaskApiService)
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -127,16 +131,44 @@ class Tracker:
 
 
 async def compute_once(
-    service: TaskApiService, subtask_id: str = "s1", params: dict[str, Any] | None = None
+    service: TaskApiService,
+    subtask_id: str = "s1",
+    params: dict[str, Any] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> Path:
     """One provider run: start, Compute, exit; the output path."""
-    client = await ProviderAppClient.create(service, port=0)
+    client = await ProviderAppClient.create(service, ssl_context, port=0)
     try:
         output = await client.compute("task", subtask_id, params or {})
     finally:
         await client.shutdown()
     assert not service.running()
     return output
+
+
+async def requestor_once(service: TaskApiService, work_dir: Path) -> None:
+    """One requestor run of the sample app: start, CreateTask, RunBenchmark, shut down."""
+    client = await RequestorAppClient.create(service, port=0)
+    try:
+        (work_dir / "t1").mkdir()
+        task = await client.create_task("t1", 1, {})
+        assert task.env_id == "docker_cpu"
+        assert await client.run_benchmark() == 2.5
+    finally:
+        await client.shutdown()
+    assert not service.running()
+
+
+def mutual_tls(tmp_path: Path) -> tuple[Path, ssl.SSLContext]:
+    """A task dir `tmp_path/task` with server certificates, and a node's
+    client context for it (the test is skipped without openssl)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("generating certificates needs openssl")
+    task, node = tmp_path / "task", tmp_path / "node"
+    generate_certificates(task, node)
+    tls = create_client_ssl_context(node, task)
+    assert tls is not None
+    return task, tls
 
 
 def read_result(work_dir: Path, output: Path) -> dict[str, Any]:

@@ -1,7 +1,6 @@
 """The sandbox: no network but its own loopback, only its dirs writable, still served."""
 
 import asyncio
-import shutil
 import socket
 import uuid
 from collections.abc import Iterator
@@ -9,18 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from golem_task_api.client import ProviderAppClient, RequestorAppClient
+from golem_task_api.client import ProviderAppClient
 from golem_task_api.errors import TaskApiError
 from golem_task_api.node.envs import AppSpec, LocalEnvironment, SandboxEnvironment
 from golem_task_api.node.envs.sandbox import SandboxService, probe_backend
-from golem_task_api.ssl import create_client_ssl_context, generate_certificates
 from tests.node.envs.helpers import (
     Fifo,
     Tracker,
     compute_once,
+    mutual_tls,
     non_loopback_ipv4,
     pids_with,
     read_result,
+    requestor_once,
 )
 
 
@@ -110,15 +110,7 @@ async def test_a_requestor_is_served(
     sandbox: SandboxEnvironment, sample_app: AppSpec, tmp_path: Path, tracker: Tracker
 ) -> None:
     service = sandboxed(sandbox, sample_app, tmp_path / "req", tracker, "requestor")
-    client = await RequestorAppClient.create(service, port=0)
-    try:
-        (tmp_path / "req" / "t1").mkdir()
-        task = await client.create_task("t1", 1, {})
-        assert task.env_id == "docker_cpu"
-        assert await client.run_benchmark() == 2.5
-    finally:
-        await client.shutdown()
-    assert not service.running()
+    await requestor_once(service, tmp_path / "req")
     assert service.returncode == 0
 
 
@@ -171,15 +163,8 @@ async def test_availability_says_what_is_missing(
 async def test_mutual_tls_works_over_the_unix_socket(
     sandbox: SandboxEnvironment, sample_app: AppSpec, tmp_path: Path, tracker: Tracker
 ) -> None:
-    if shutil.which("openssl") is None:
-        pytest.skip("generating certificates needs openssl")
-    task, node = tmp_path / "task", tmp_path / "node"
-    generate_certificates(task, node)
-    tls = create_client_ssl_context(node, task)
-    assert tls is not None
+    task, tls = mutual_tls(tmp_path)
     service = sandboxed(sandbox, sample_app, task, tracker)
-    client = await ProviderAppClient.create(service, tls, port=0)
-    output = await client.compute("task", "s1", {})
-    await client.shutdown()
+    output = await compute_once(service, ssl_context=tls)
     assert (task / output).is_file()
     assert "mutual TLS" in service.output_tail()

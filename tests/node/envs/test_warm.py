@@ -3,7 +3,6 @@
 import asyncio
 import logging
 import os
-import shutil
 import signal
 import threading
 from pathlib import Path
@@ -16,7 +15,6 @@ import pytest
 from golem_task_api.client import (
     LocalProcessService,
     ProviderAppClient,
-    RequestorAppClient,
     ShutdownException,
 )
 from golem_task_api.errors import AppError, TaskApiError
@@ -25,9 +23,15 @@ from golem_task_api.node.envs.template import state_hazard, thread_hazard
 from golem_task_api.node.envs.warm import TemplateDeclined
 from golem_task_api.proto import golem_task_api_pb2 as pb
 from golem_task_api.proto import golem_task_api_pb2_grpc as pb_grpc
-from golem_task_api.ssl import create_client_ssl_context, generate_certificates
 from tests.node.envs.conftest import make_app
-from tests.node.envs.helpers import Fifo, Tracker, compute_once, read_result
+from tests.node.envs.helpers import (
+    Fifo,
+    Tracker,
+    compute_once,
+    mutual_tls,
+    read_result,
+    requestor_once,
+)
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="needs Linux pidfds")
 
@@ -40,6 +44,15 @@ def warm_service(
     assert isinstance(service, WarmProcessService)
     tracker.service(service)
     return service
+
+
+def cold_service(
+    app: AppSpec, work_dir: Path, env: dict[str, str], tracker: Tracker, **kwargs: Any
+) -> LocalProcessService:
+    """The same app started the usual way, to compare a forked one with."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    service = LocalProcessService(app.module, work_dir, env=env, cwd=app.cwd, **kwargs)
+    return tracker.service(service)
 
 
 async def test_environment_is_available(warm_env: WarmStartEnvironment) -> None:
@@ -82,11 +95,9 @@ async def test_a_forked_provider_looks_like_a_cold_one(
     tracker: Tracker,
 ) -> None:
     cold_dir, warm_dir = tmp_path / "cold", tmp_path / "warm"
-    cold_dir.mkdir()
-    cold = tracker.service(LocalProcessService(
-        sample_app.module, cold_dir, host="127.0.0.1", env=app_env, cwd=sample_app.cwd,
-        log_path=tmp_path / "cold.log",
-    ))
+    cold = cold_service(
+        sample_app, cold_dir, app_env, tracker, host="127.0.0.1", log_path=tmp_path / "cold.log"
+    )
     warm = warm_service(warm_env, sample_app, warm_dir, tracker)
 
     cold_result = read_result(cold_dir, await compute_once(cold))
@@ -112,18 +123,25 @@ async def test_a_forked_provider_looks_like_a_cold_one(
     assert "computed s1" in warm.output_tail()
 
 
-async def test_a_failing_compute_ends_both_the_same_way(
+@pytest.fixture
+def cold_and_warm(
     warm_env: WarmStartEnvironment,
     sample_app: AppSpec,
     app_env: dict[str, str],
     tmp_path: Path,
     tracker: Tracker,
+) -> tuple[LocalProcessService, WarmProcessService]:
+    """The sample app's provider started the usual way, and forked."""
+    return (
+        cold_service(sample_app, tmp_path / "cold", app_env, tracker),
+        warm_service(warm_env, sample_app, tmp_path / "warm", tracker),
+    )
+
+
+async def test_a_failing_compute_ends_both_the_same_way(
+    cold_and_warm: tuple[LocalProcessService, WarmProcessService],
 ) -> None:
-    (tmp_path / "cold").mkdir()
-    cold = tracker.service(LocalProcessService(
-        sample_app.module, tmp_path / "cold", env=app_env, cwd=sample_app.cwd
-    ))
-    warm = warm_service(warm_env, sample_app, tmp_path / "warm", tracker)
+    cold, warm = cold_and_warm
     errors = []
     for service in (cold, warm):
         with pytest.raises(AppError) as caught:
@@ -135,7 +153,7 @@ async def test_a_failing_compute_ends_both_the_same_way(
     assert "no luck" in errors[1]
 
 
-async def _progress_outcome(service: Any, tmp: Path) -> tuple[str, str | None, bool]:
+async def _progress_outcome(service: Any) -> tuple[str, str | None, bool]:
     """ComputeWithProgress on a fresh provider: (status, last state, got a result)."""
     channel = await service.open_channel("provider 0", 0)
     client = ProviderAppClient(service, channel)
@@ -159,19 +177,11 @@ async def _progress_outcome(service: Any, tmp: Path) -> tuple[str, str | None, b
 
 
 async def test_progress_calls_end_the_same_way(
-    warm_env: WarmStartEnvironment,
-    sample_app: AppSpec,
-    app_env: dict[str, str],
-    tmp_path: Path,
-    tracker: Tracker,
+    cold_and_warm: tuple[LocalProcessService, WarmProcessService],
 ) -> None:
-    (tmp_path / "cold").mkdir()
-    cold = tracker.service(LocalProcessService(
-        sample_app.module, tmp_path / "cold", env=app_env, cwd=sample_app.cwd
-    ))
-    warm = warm_service(warm_env, sample_app, tmp_path / "warm", tracker)
-    cold_outcome = await _progress_outcome(cold, tmp_path)
-    warm_outcome = await _progress_outcome(warm, tmp_path)
+    cold, warm = cold_and_warm
+    cold_outcome = await _progress_outcome(cold)
+    warm_outcome = await _progress_outcome(warm)
     assert warm.mode == "warm"
     assert warm_outcome == cold_outcome
     assert not warm.running()
@@ -356,31 +366,16 @@ async def test_requestors_start_cold_and_work(
     service = warm_env.service(sample_app, tmp_path, "requestor")
     assert isinstance(service, LocalProcessService)
     tracker.service(service)
-    client = await RequestorAppClient.create(service, port=0)
-    try:
-        (tmp_path / "t1").mkdir()
-        task = await client.create_task("t1", 1, {})
-        assert task.env_id == "docker_cpu"
-        assert await client.run_benchmark() == 2.5
-    finally:
-        await client.shutdown()
-    assert not service.running()
+    await requestor_once(service, tmp_path)
 
 
 async def test_a_forked_provider_serves_mutual_tls(
     warm_env: WarmStartEnvironment, sample_app: AppSpec, tmp_path: Path, tracker: Tracker
 ) -> None:
-    if shutil.which("openssl") is None:
-        pytest.skip("generating certificates needs openssl")
-    task, node = tmp_path / "task", tmp_path / "node"
-    generate_certificates(task, node)
-    tls = create_client_ssl_context(node, task)
-    assert tls is not None
+    task, tls = mutual_tls(tmp_path)
     service = warm_service(warm_env, sample_app, task, tracker)
-    client = await ProviderAppClient.create(service, tls, port=0)
+    output = await compute_once(service, ssl_context=tls)
     assert service.mode == "warm"
-    output = await client.compute("task", "s1", {})
-    await client.shutdown()
     assert (task / output).is_file()
     assert "mutual TLS" in service.output_tail()
 
