@@ -17,7 +17,7 @@ from golem_task_api.node.app_catalog import app_in, find_app
 from golem_task_api.node.local_node import LocalNode, LocalNodeConfig
 from golem_task_api.node.requestor.context import ManagerConfig
 from golem_task_api.node.requestor.events import NodeEvent
-from golem_task_api.node.state import AppRef
+from golem_task_api.node.state import AppRef, TaskRow
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[2]
@@ -225,3 +225,22 @@ __all__ = [
     "processes_mentioning",
     "wait_for",
 ]
+
+
+def submit_parts(
+    node: LocalNode, app: AppRef, tmp_path: Path, parts: int, seed: str, **kwargs: Any
+) -> TaskRow:
+    """A journal app task of `parts` parts, one subtask each, on the input file;
+    its output goes to tmp_path/out. `kwargs` go to submit (timeouts)."""
+    return node.manager.submit(
+        app=app, params={"parts": parts, "seed": seed}, inputs=[input_file(tmp_path)],
+        max_subtasks=parts, output_dir=tmp_path / "out", **kwargs,
+    )  # fmt: skip
+
+
+def gone(pid: int) -> bool:
+    """No such process, or a zombie (it runs nothing)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True

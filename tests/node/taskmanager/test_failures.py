@@ -6,10 +6,8 @@ import os
 import signal
 from pathlib import Path
 
-import psutil
-
 from golem_task_api.node.state import SubtaskState, TaskState
-from tests.node.taskmanager.conftest import Gates, input_file, wait_for
+from tests.node.taskmanager.conftest import Gates, gone, submit_parts, wait_for
 from tests.node.taskmanager.journal_app import expected_output
 from tests.node.taskmanager.test_tasks import journal_of, verdicts
 
@@ -26,9 +24,7 @@ async def test_provider_killed_mid_compute_is_retried_on_another_node(
 ) -> None:
     node, recorder = await make_node(providers=2, slots=2)
     gates.hold("compute")
-    task = node.manager.submit(app=journal_app, params={"parts": 2, "seed": "kill"},
-                               inputs=[input_file(tmp_path)], max_subtasks=2,
-                               output_dir=tmp_path / "out")
+    task = submit_parts(node, journal_app, tmp_path, 2, "kill")
     running = node.manager.start(task.task_id)
     computing = await gates.wait("computing", 2)
     victim, pid = sorted(computing.items())[0]
@@ -55,9 +51,7 @@ async def test_requestor_app_killed_mid_task_is_restarted_and_nothing_is_lost(
 ) -> None:
     node, recorder = await make_node(providers=1, slots=2)
     gates.hold("verify")
-    task = node.manager.submit(app=journal_app, params={"parts": 3, "seed": "req"},
-                               inputs=[input_file(tmp_path)], max_subtasks=3,
-                               output_dir=tmp_path / "out")
+    task = submit_parts(node, journal_app, tmp_path, 3, "req")
     running = node.manager.start(task.task_id)
     verifying = await gates.wait("verifying", 1)
     app = node.manager.ctx.apps.find("journal_app")
@@ -75,8 +69,7 @@ async def test_requestor_app_killed_mid_task_is_restarted_and_nothing_is_lost(
     # The Verify the kill interrupted gave no verdict; each part has exactly one.
     assert verdicts(journal_of(node, task.task_id)) == {
         0: ["SUCCESS"], 1: ["SUCCESS"], 2: ["SUCCESS"]}
-    assert not psutil.pid_exists(requestor_pid) or psutil.Process(requestor_pid).status() == \
-        psutil.STATUS_ZOMBIE
+    assert gone(requestor_pid)
 
 
 async def test_subtask_timeout_cancels_the_execution_and_the_part_is_computed_again(
@@ -84,17 +77,14 @@ async def test_subtask_timeout_cancels_the_execution_and_the_part_is_computed_ag
 ) -> None:
     node, recorder = await make_node(providers=1)
     gates.hold("compute")
-    task = node.manager.submit(app=journal_app, params={"parts": 1, "seed": "slow"},
-                               inputs=[input_file(tmp_path)], max_subtasks=1,
-                               output_dir=tmp_path / "out", subtask_timeout=1.0)
+    task = submit_parts(node, journal_app, tmp_path, 1, "slow", subtask_timeout=1.0)
     running = node.manager.start(task.task_id)
     computing = await gates.wait("computing", 1)
     (slow, pid), = computing.items()
     failed = await recorder.wait("subtask_failed")
     assert failed[0].kind.state == "timed_out" and "subtask timeout (1 s)" in failed[0].kind.reason
     # The provider was stopped before the capacity was handed on.
-    await wait_for(lambda: not psutil.pid_exists(pid)
-                   or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
+    await wait_for(lambda: gone(pid))
     gates.release("compute")
     final = await running
     assert final.state is TaskState.COMPLETED, final.error
@@ -109,9 +99,7 @@ async def test_task_timeout_aborts_the_task_and_stops_its_subtasks(
 ) -> None:
     node, recorder = await make_node(providers=1, slots=2)
     gates.hold("compute")
-    task = node.manager.submit(app=journal_app, params={"parts": 2, "seed": "t"},
-                               inputs=[input_file(tmp_path)], max_subtasks=2,
-                               output_dir=tmp_path / "out", timeout=1.5)
+    task = submit_parts(node, journal_app, tmp_path, 2, "t", timeout=1.5)
     running = node.manager.start(task.task_id)
     pids = await gates.wait("computing", 2)
     final = await running
@@ -121,8 +109,7 @@ async def test_task_timeout_aborts_the_task_and_stops_its_subtasks(
     assert journal_of(node, task.task_id)[-1] == {"op": "abort_task"}
     assert recorder.named("task_failed")[0].kind.state == "timed_out"
     for pid in pids.values():
-        await wait_for(lambda pid=pid: not psutil.pid_exists(pid)
-                       or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
+        await wait_for(lambda pid=pid: gone(pid))
     assert not (tmp_path / "out").exists()
 
 
@@ -131,9 +118,7 @@ async def test_abort_stops_a_running_task(
 ) -> None:
     node, recorder = await make_node(providers=2, slots=2)
     gates.hold("compute")
-    task = node.manager.submit(app=journal_app, params={"parts": 4, "seed": "a"},
-                               inputs=[input_file(tmp_path)], max_subtasks=4,
-                               output_dir=tmp_path / "out")
+    task = submit_parts(node, journal_app, tmp_path, 4, "a")
     running = node.manager.start(task.task_id)
     await gates.wait("computing", 2)
     aborted = await node.manager.abort(task.task_id)
@@ -151,9 +136,7 @@ async def test_restarted_subtasks_are_computed_again_and_delivered(
     make_node, journal_app, tmp_path: Path
 ) -> None:
     node, recorder = await make_node(providers=1)
-    task = node.manager.submit(app=journal_app, params={"parts": 3, "seed": "again"},
-                               inputs=[input_file(tmp_path)], max_subtasks=3,
-                               output_dir=tmp_path / "out")
+    task = submit_parts(node, journal_app, tmp_path, 3, "again")
     assert (await node.manager.run(task.task_id)).state is TaskState.COMPLETED
     (tmp_path / "out" / "result.json").unlink()
     second = node.db.subtasks(task.task_id)[1]

@@ -9,7 +9,7 @@ from pathlib import Path
 from apps.tutorial import pow
 from golem_task_api.node.requestor.context import ManagerConfig
 from golem_task_api.node.state import SubtaskState, TaskState
-from tests.node.taskmanager.conftest import Gates, input_file
+from tests.node.taskmanager.conftest import Gates, input_file, submit_parts
 from tests.node.taskmanager.journal_app import expected_output, read_journal
 
 S = SubtaskState
@@ -59,9 +59,7 @@ async def test_many_subtasks_in_flight_up_to_capacity(
 ) -> None:
     node, recorder = await make_node(providers=2, slots=4)
     gates.hold("compute")
-    task = node.manager.submit(app=journal_app, params={"parts": 6, "seed": "cap"},
-                               inputs=[input_file(tmp_path)], max_subtasks=6,
-                               output_dir=tmp_path / "out")
+    task = submit_parts(node, journal_app, tmp_path, 6, "cap")
     running = node.manager.start(task.task_id)
     # 2 nodes x 2 slots: four computes at once, not more, not one at a time.
     await gates.wait("computing", 4)
@@ -78,9 +76,7 @@ async def test_forged_result_is_rejected_and_its_node_excluded(
 ) -> None:
     monkeypatch.setenv("JOURNAL_FORGE", "node-2")
     node, recorder = await make_node(providers=2, slots=2)
-    task = node.manager.submit(app=journal_app, params={"parts": 4, "seed": "forge"},
-                               inputs=[input_file(tmp_path)], max_subtasks=4,
-                               output_dir=tmp_path / "out")
+    task = submit_parts(node, journal_app, tmp_path, 4, "forge")
     final = await node.manager.run(task.task_id)
     assert final.state is TaskState.COMPLETED, final.error
     subtasks = node.db.subtasks(task.task_id)
@@ -110,9 +106,7 @@ async def test_every_node_excluded_fails_the_task_clearly(
 ) -> None:
     monkeypatch.setenv("JOURNAL_FORGE", "node-1")
     node, _ = await make_node(providers=1)
-    task = node.manager.submit(app=journal_app, params={"parts": 2, "seed": "x"},
-                               inputs=[input_file(tmp_path)], max_subtasks=2,
-                               output_dir=tmp_path / "out")
+    task = submit_parts(node, journal_app, tmp_path, 2, "x")
     final = await node.manager.run(task.task_id)
     assert final.state is TaskState.FAILED
     assert "no compute node can take subtasks" in (final.error or "")
