@@ -5,6 +5,7 @@ import json
 import signal
 import socket
 import threading
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -86,21 +87,38 @@ def check_finished_task(task_dir: RequestorTaskDir, count: int, resource: Path) 
 # -- TaskLifecycleUtil ---------------------------------------------------------
 
 
-async def test_simulate_task_with_app_processes(tmp_path, resource) -> None:
-    """A whole task, each server a real process of the app (as a node runs it)."""
-    util = TaskLifecycleUtil(tmp_path / "lifecycle")
+@pytest.fixture
+async def app_processes() -> AsyncIterator[list[LocalProcessService]]:
+    """The echo app processes `echo_process` made in a test, stopped at its end."""
     services: list[LocalProcessService] = []
-
-    def service(work_dir: Path) -> TaskApiService:
-        made = LocalProcessService(APP_MODULE, work_dir, cwd=REPO_ROOT)
-        services.append(made)
-        return made
-
     try:
-        task_dir = await bounded(util.simulate_task(service, 2, {}, [resource]), "the task", 60)
+        yield services
     finally:
         for made in services:
             await made.stop()
+
+
+@pytest.fixture
+def echo_process(app_processes: list[LocalProcessService]) -> Callable[[Path], TaskApiService]:
+    """A service factory: the echo app as a real process, as a node runs it."""
+
+    def service(work_dir: Path) -> TaskApiService:
+        made = LocalProcessService(APP_MODULE, work_dir, cwd=REPO_ROOT)
+        app_processes.append(made)
+        return made
+
+    return service
+
+
+async def test_simulate_task_with_app_processes(
+    tmp_path, resource, echo_process, app_processes
+) -> None:
+    """A whole task, each server a real process of the app (as a node runs it)."""
+    util = TaskLifecycleUtil(tmp_path / "lifecycle")
+    task_dir = await bounded(util.simulate_task(echo_process, 2, {}, [resource]), "the task", 60)
+    services = app_processes
+    for made in services:
+        await made.stop()
     check_finished_task(task_dir, 2, resource)
     assert task_dir == util.req_dir / TaskLifecycleUtil.SIMULATED_TASK_ID
     assert all(made.returncode == 0 for made in services), [m.returncode for m in services]
@@ -179,31 +197,22 @@ async def test_init_requestor_with_a_service_factory(tmp_path) -> None:
     await poll(lambda: not client.service.running(), "the requestor to stop")
 
 
-async def test_kill_and_start_the_requestor_app_again(tmp_path) -> None:
+async def test_kill_and_start_the_requestor_app_again(
+    tmp_path, echo_process, app_processes
+) -> None:
     """A crash test's steps: the requestor app process is SIGKILLed, the
     util waits until it is gone, and a new one serves on the same dir."""
     util = TaskLifecycleUtil(tmp_path / "lifecycle")
-    services: list[LocalProcessService] = []
-
-    def service(work_dir: Path) -> TaskApiService:
-        made = LocalProcessService(APP_MODULE, work_dir, cwd=REPO_ROOT)
-        services.append(made)
-        return made
-
-    try:
-        first = await util.start_requestor(service, port=0)
-        assert util.requestor_client is first
-        await util.kill_requestor()
-        assert services[0].returncode == -signal.SIGKILL
-        assert not services[0].running()
-        second = await util.start_requestor(service, port=0)
-        assert util.requestor_client is second
-        assert await second.run_benchmark() == BENCHMARK_SCORE
-        await second.shutdown()
-    finally:
-        for made in services:
-            await made.stop()
-    assert services[1].returncode == 0
+    first = await util.start_requestor(echo_process, port=0)
+    assert util.requestor_client is first
+    await util.kill_requestor()
+    assert app_processes[0].returncode == -signal.SIGKILL
+    assert not app_processes[0].running()
+    second = await util.start_requestor(echo_process, port=0)
+    assert util.requestor_client is second
+    assert await second.run_benchmark() == BENCHMARK_SCORE
+    await second.shutdown()
+    assert app_processes[1].returncode == 0
 
 
 async def test_kill_requestor_needs_an_app_process(tmp_path) -> None:
