@@ -13,8 +13,8 @@ Imported by `golem-task-api status`: standard library only.
 
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 ENV_VAR = "GOLEM_TASK_API_WORK_DIR"
 APP_NAME = "golem-task-api"
@@ -35,8 +35,7 @@ def resolve_work_dir(given: str | os.PathLike[str] | None = None) -> Path:
     return Path(given).expanduser().resolve()
 
 
-@dataclass(frozen=True)
-class NodeDirs:
+class NodeDirs(NamedTuple):  # not a dataclass: see state/models.py
     root: Path
 
     @property

@@ -25,7 +25,6 @@ import logging
 import os
 import shutil
 from collections.abc import Awaitable, Mapping
-from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -291,7 +290,7 @@ class SubtaskFlow:
     # --- inside ---------------------------------------------------------------------------
 
     def _track(self, row: SubtaskRow, **changes: Any) -> SubtaskRow:
-        row = replace(row, **changes)
+        row = row._replace(**changes)
         self._state.unsettled[row.subtask_id] = row
         return row
 

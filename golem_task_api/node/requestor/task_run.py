@@ -21,7 +21,6 @@ import logging
 import shutil
 import time
 import uuid
-from dataclasses import replace
 from pathlib import Path
 
 from golem_task_api.client import ShutdownException
@@ -372,8 +371,8 @@ class TaskRun:
             await self._hand_back(row, app, market, lease, state)
             return True
         retry = state.retry_candidates.pop(params_key(subtask.params), None)
-        row = replace(
-            row, state=S.ISSUED, params=dict(subtask.params), resources=list(subtask.resources),
+        row = row._replace(
+            state=S.ISSUED, params=dict(subtask.params), resources=list(subtask.resources),
             retry_of=None if retry is None else retry[0],
         )
         db.update_subtask(

@@ -13,9 +13,8 @@ import sqlite3
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from golem_task_api.node.state.models import (
     UNFINISHED_TASK_STATES,
@@ -41,8 +40,7 @@ class AmbiguousTaskId(LookupError):
     pass
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(NamedTuple):
     """A request another process left for the running node (e.g. abort)."""
 
     request_id: int

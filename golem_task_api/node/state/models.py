@@ -1,9 +1,14 @@
-"""What the node records of tasks and subtasks: their states and their rows."""
+"""What the node records of tasks and subtasks: their states and their rows.
+
+The rows are NamedTuples, not dataclasses: `golem-task-api status` imports
+this module, and `dataclasses` (with `inspect`, `ast`, `dis`) and building
+frozen dataclasses cost it about a fifth of its time. Change a row with
+`row._replace(...)`.
+"""
 
 import enum
 import json
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class TaskState(enum.Enum):
@@ -62,8 +67,7 @@ RETRIED_SUBTASK_STATES = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class Progress:
+class Progress(NamedTuple):
     """The latest progress value of a task or a subtask (None: none yet)."""
 
     done: float
@@ -78,8 +82,7 @@ class Progress:
         return min(1.0, self.done / self.total)
 
 
-@dataclass(frozen=True)
-class AppRef:
+class AppRef(NamedTuple):
     """How the node finds and starts an app again (also after a restart)."""
 
     key: str                 # its name on this node, e.g. "tutorial"
@@ -102,8 +105,7 @@ class AppRef:
                    data.get("definition"))
 
 
-@dataclass(frozen=True)
-class TaskRow:
+class TaskRow(NamedTuple):
     task_id: str
     app: AppRef
     params: dict[str, Any]
@@ -130,8 +132,7 @@ class TaskRow:
         return self.app.key
 
 
-@dataclass(frozen=True)
-class SubtaskRow:
+class SubtaskRow(NamedTuple):
     subtask_id: str
     task_id: str
     number: int
@@ -139,7 +140,7 @@ class SubtaskRow:
     state: SubtaskState = SubtaskState.REQUESTED
     execution_id: str | None = None
     params: dict[str, Any] | None = None
-    resources: list[str] = field(default_factory=list)
+    resources: list[str] = []  # shared by the rows that take it: never changed in place
     result_path: str | None = None
     reason: str | None = None
     retry_of: str | None = None
