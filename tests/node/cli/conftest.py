@@ -122,7 +122,8 @@ def cli(tmp_path: Path, gates: Gates) -> Iterator[Cli]:
         yield runner
     finally:
         runner.close()
-        assert_nothing_left([str(tmp_path), "tests.node.taskmanager.journal_app"], since)
+        assert_nothing_left([str(tmp_path), "tests.node.taskmanager.journal_app"], since,
+                            owner=tmp_path)
 
 
 def verdicts(journal: Sequence[dict[str, object]]) -> dict[object, list[object]]:

@@ -109,25 +109,39 @@ class Recorder:
                               timeout, f"{count} {name} event(s)")
 
 
-def processes_mentioning(text: str, since: float) -> list[psutil.Process]:
+def processes_mentioning(
+    text: str, since: float, owner: Path | None = None
+) -> list[psutil.Process]:
+    """Processes started since `since` whose command line holds `text`; with
+    `owner`, not those whose journal gates are another test's (a test run or a
+    bench going on beside this one must not be taken for a leftover)."""
     found = []
     for process in psutil.process_iter(["pid", "cmdline", "create_time", "status"]):
         try:
             info = process.info
             if info["status"] == psutil.STATUS_ZOMBIE or info["create_time"] < since - 1:
                 continue
-            if process.pid != os.getpid() and any(text in part for part in info["cmdline"] or ()):
-                found.append(process)
+            named = any(text in part for part in info["cmdline"] or ())
+            if process.pid == os.getpid() or not named:
+                continue
+            if owner is not None:
+                gates = process.environ().get("JOURNAL_GATES")
+                if gates is not None and not Path(gates).is_relative_to(owner):
+                    continue
+            found.append(process)
         except psutil.Error:
             continue
     return found
 
 
-def assert_nothing_left(markers: list[str], since: float, timeout: float = 10.0) -> None:
-    """No process started by the test that names one of `markers` runs any more."""
+def assert_nothing_left(
+    markers: list[str], since: float, timeout: float = 10.0, owner: Path | None = None
+) -> None:
+    """No process started by the test (see `processes_mentioning`) that names one
+    of `markers` runs any more."""
     deadline = time.monotonic() + timeout
     while True:
-        left = [p for m in markers for p in processes_mentioning(m, since)]
+        left = [p for m in markers for p in processes_mentioning(m, since, owner)]
         if not left:
             return
         if time.monotonic() > deadline:
@@ -173,7 +187,8 @@ def tutorial_app() -> AppRef:
 def no_leftovers(tmp_path: Path) -> Iterator[None]:
     since = time.time()
     yield
-    assert_nothing_left([str(tmp_path), "tests.node.taskmanager.journal_app"], since)
+    assert_nothing_left([str(tmp_path), "tests.node.taskmanager.journal_app"], since,
+                        owner=tmp_path)
 
 
 NodeFactory = Callable[..., Any]
