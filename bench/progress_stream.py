@@ -321,7 +321,7 @@ async def in_process_breakdown() -> None:
         ["floor: the same handoff between two tasks, a future per wait", floor],
         ["floor, with a timer armed and cancelled per wait", floor_timer],
         ["raw: build + serialize one message", raw],
-        ["  in ours: scan of the 64-change log per look (tracker.py)",
+        ["  in ours: a look at the change log for new entries (tracker.py)",
          micro(lambda: [r for i, r in log if i > 62])],
         ["  in ours: to_event (events.py)", micro(lambda: to_event(value, 5, 1))],
         ["  in ours: check_value of a report with a new message (value.py)",
@@ -383,7 +383,8 @@ async def run(args: argparse.Namespace) -> None:
     print_table(["side", "events/s (median)", "range", "reports", "events", "sent",
                  "server CPU µs/event", "CPU vs raw", "vs raw", f"target >= {TARGET}x"], rows)
     print("('reports': messages the handler reported, each new; 'sent': the share of them"
-          " that reached the client, the others dropped from the tracker's 64-change log;"
+          " that reached the client, the others dropped from the tracker's change log (256, then"
+          " one '[N progress updates dropped]' event);"
           " for raw, every message it made is sent. 'server CPU': the server process's"
           " user+system time per message, the handler's included, which a busy machine"
           " blurs less than events/s; 'CPU vs raw': raw's CPU per message over ours."
