@@ -99,7 +99,7 @@ def no_reflection() -> None:
 def fast_exit() -> None:
     from golem_task_api import entrypoint
 
-    def _exit(code: int) -> None:
+    def _exit(code: int, *_role: str) -> None:
         if "timestamps" in active:
             stamp("exit")
         atexit._run_exitfuncs()
@@ -116,11 +116,11 @@ def freeze_exit() -> None:
 
     exit_ = entrypoint._exit
 
-    def _exit(code: int) -> None:
+    def _exit(code: int, *role: str) -> None:
         if "timestamps" in active:
             stamp("exit")
         gc.freeze()
-        exit_(code)
+        exit_(code, *role)
 
     entrypoint._exit = _exit
 
@@ -168,9 +168,9 @@ def timestamps() -> None:
         stamp("compute-done")
         return result
 
-    def timed_exit(code: int) -> None:
+    def timed_exit(code: int, *role: str) -> None:
         stamp("exit")
-        exit_(code)
+        exit_(code, *role)
 
     app_server.AppServer.start = timed_start  # type: ignore[method-assign]
     app_server.AppServer.stop = timed_stop  # type: ignore[method-assign]
