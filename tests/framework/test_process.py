@@ -336,6 +336,59 @@ async def test_a_long_line_of_output_does_not_block_the_app(req_work_dir, tmp_pa
         await bounded(service.wait_until_shutdown_complete(), "reaping")
 
 
+_LONG_LINE_THEN_ANNOUNCE = f"""
+import sys, time
+sys.stdout.write("#" * 300000 + "\\n")  # over asyncio's 64 KiB line limit
+print({ANNOUNCE_PREFIX!r} + '{{"port": 1}}', flush=True)
+time.sleep(600)
+"""
+
+
+async def test_a_long_line_before_the_announce_line_is_cut(req_work_dir) -> None:
+    service = LocalProcessService(
+        [sys.executable, "-c", _LONG_LINE_THEN_ANNOUNCE], req_work_dir, cwd=REPO_ROOT
+    )
+    try:
+        assert await bounded(service.start("requestor 0", 0), "start") == ("127.0.0.1", 1)
+        assert "#" * 1000 + " [...]" in service.output_tail()
+    finally:
+        await bounded(service.stop(), "stop()")
+
+
+_SILENT_WITH_A_CHILD = """
+import subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write(str(child.pid))
+import os; os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+time.sleep(600)
+"""
+
+
+async def test_a_cancelled_start_leaves_no_process(req_work_dir, tmp_path) -> None:
+    """Cancelling start() (a caller's timeout) kills the app and its group."""
+    started = tmp_path / "started"
+    service = LocalProcessService(
+        [sys.executable, "-c", _SILENT_WITH_A_CHILD, str(started)], req_work_dir,
+        cwd=REPO_ROOT, log_path=tmp_path / "app.log", start_timeout=600,
+    )
+    start = asyncio.ensure_future(service.start("requestor 0", 0))
+    try:
+        await poll(started.exists, "the app to start its child")
+        child, pid = int(started.read_text()), service.pid
+        assert pid is not None
+        start.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await bounded(start, "the cancelled start")
+        assert not service.running() and service.returncode == -signal.SIGKILL
+        await nothing_left(pid, child)
+    finally:
+        if service.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(service.pid, signal.SIGKILL)
+        await bounded(service.wait_until_shutdown_complete(), "reaping")
+
+
 # -- the command line ----------------------------------------------------------
 
 

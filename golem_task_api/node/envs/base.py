@@ -11,8 +11,9 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypedDict
 
+from golem_task_api.client.process_service import START_TIMEOUT, STOP_GRACE
 from golem_task_api.client.service import TaskApiService
 from golem_task_api.envs.constants import DOCKER_CPU_ENV_ID, DOCKER_GPU_ENV_ID
 
@@ -165,6 +166,45 @@ class Environment(abc.ABC):
         """Release what the environment keeps (e.g. template processes)."""
 
 
+class ServiceOptions(TypedDict):
+    """What every process service of an environment gets from it."""
+
+    log_path: Path | None
+    start_timeout: float
+    stop_grace: float
+
+
+class ProcessEnvironment(Environment):
+    """An environment whose services are app processes (`ProcessService`).
+
+    Each service logs to a file of its own under `log_dir` (none when None),
+    waits `start_timeout` for the app to serve and gives it `stop_grace`
+    between SIGTERM and SIGKILL.
+    """
+
+    def __init__(
+        self,
+        log_dir: Path | None = None,
+        *,
+        start_timeout: float = START_TIMEOUT,
+        stop_grace: float = STOP_GRACE,
+    ) -> None:
+        super().__init__()
+        self.log_dir = log_dir
+        self.start_timeout = start_timeout
+        self.stop_grace = stop_grace
+
+    def service_options(
+        self, app: AppSpec, role: str, log_path: Path | None = None
+    ) -> ServiceOptions:
+        """`log_path` (by default a new file under `log_dir`) and the two bounds."""
+        return ServiceOptions(
+            log_path=log_path or default_log_path(self.log_dir, app, role),
+            start_timeout=self.start_timeout,
+            stop_grace=self.stop_grace,
+        )
+
+
 async def pick_environment(
     environments: Sequence[Environment],
     app: AppSpec,
@@ -215,7 +255,9 @@ __all__ = [
     "DockerImage",
     "Environment",
     "NoEnvironment",
+    "ProcessEnvironment",
     "Role",
+    "ServiceOptions",
     "default_log_path",
     "pick_environment",
 ]

@@ -21,18 +21,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from golem_task_api.client.local_process import START_TIMEOUT, STOP_GRACE
+from golem_task_api.client.process_service import (
+    START_TIMEOUT,
+    STOP_GRACE,
+    Launched,
+    ProcessService,
+    SubprocessLaunch,
+)
 from golem_task_api.constants import WORK_DIR
 from golem_task_api.entrypoint import parse_command
 from golem_task_api.envs.constants import DOCKER_CPU_ENV_ID, DOCKER_GPU_ENV_ID
-from golem_task_api.node.envs._process import Launched, ManagedProcessService, SubprocessLaunch
 from golem_task_api.node.envs.base import (
     AppSpec,
     Availability,
     DockerImage,
-    Environment,
+    ProcessEnvironment,
     Role,
-    default_log_path,
 )
 from golem_task_api.node.envs.local import LOOPBACK
 
@@ -161,7 +165,7 @@ class DockerLaunch(SubprocessLaunch):
                              timeout=_REMOVE_TIMEOUT)
 
 
-class DockerService(ManagedProcessService):
+class DockerService(ProcessService):
     """One app server in a container, reached on a loopback port."""
 
     def __init__(
@@ -215,7 +219,7 @@ class DockerService(ManagedProcessService):
         return LOOPBACK, self._port
 
 
-class DockerEnvironment(Environment):
+class DockerEnvironment(ProcessEnvironment):
     """`docker_cpu`, or `docker_gpu` with a `GpuConfig`: needs a reachable engine."""
 
     def __init__(
@@ -228,13 +232,10 @@ class DockerEnvironment(Environment):
         start_timeout: float = START_TIMEOUT,
         stop_grace: float = STOP_GRACE,
     ) -> None:
-        super().__init__()
-        self.log_dir = log_dir
+        super().__init__(log_dir, start_timeout=start_timeout, stop_grace=stop_grace)
         self.gpu = gpu
         self.docker = docker
         self.limits = limits or DockerLimits()
-        self.start_timeout = start_timeout
-        self.stop_grace = stop_grace
 
     @property
     def env_id(self) -> str:
@@ -277,9 +278,7 @@ class DockerEnvironment(Environment):
             raise ValueError(self.unsupported_reason(app, role))
         return DockerService(
             app.image, work_dir, docker=self.docker, limits=self.limits, gpu=self.gpu,
-            name_prefix=f"golem-task-api-{app.name}",
-            log_path=log_path or default_log_path(self.log_dir, app, role),
-            start_timeout=self.start_timeout, stop_grace=self.stop_grace,
+            name_prefix=f"golem-task-api-{app.name}", **self.service_options(app, role, log_path),
         )
 
 

@@ -30,17 +30,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from golem_task_api.client.local_process import START_TIMEOUT, STOP_GRACE
+from golem_task_api.client.process_service import (
+    START_TIMEOUT,
+    STOP_GRACE,
+    Launched,
+    ProcessService,
+    SubprocessLaunch,
+)
 from golem_task_api.entrypoint import parse_command
 from golem_task_api.errors import Unavailable
-from golem_task_api.node.envs._process import Launched, ManagedProcessService, SubprocessLaunch
 from golem_task_api.node.envs.base import (
     DOCKER_ENV_IDS,
     AppSpec,
     Availability,
-    Environment,
+    ProcessEnvironment,
     Role,
-    default_log_path,
 )
 from golem_task_api.process_group import resolve
 
@@ -116,7 +120,7 @@ async def probe_backend(backend: Backend, python: str = sys.executable) -> Avail
     return Availability.yes()
 
 
-class SandboxService(ManagedProcessService):
+class SandboxService(ProcessService):
     """One sandboxed app server, reached over a Unix socket."""
 
     def __init__(
@@ -232,7 +236,7 @@ async def _read_info(fd: int) -> dict[str, Any]:
             return {}
 
 
-class SandboxEnvironment(Environment):
+class SandboxEnvironment(ProcessEnvironment):
     """App servers in a sandbox; `backend` "auto" prefers bwrap over unshare."""
 
     stands_in_for = DOCKER_ENV_IDS
@@ -247,13 +251,10 @@ class SandboxEnvironment(Environment):
         start_timeout: float = START_TIMEOUT,
         stop_grace: float = STOP_GRACE,
     ) -> None:
-        super().__init__()
-        self.log_dir = log_dir
+        super().__init__(log_dir, start_timeout=start_timeout, stop_grace=stop_grace)
         self.requested_backend = backend
         self.python = python
         self.runtime_root = runtime_root
-        self.start_timeout = start_timeout
-        self.stop_grace = stop_grace
         self._backend: Backend | None = None
 
     @property
@@ -287,9 +288,7 @@ class SandboxEnvironment(Environment):
     ) -> SandboxService:
         return SandboxService(
             app, work_dir, backend=self.backend, python=self.python,
-            runtime_root=self.runtime_root,
-            log_path=log_path or default_log_path(self.log_dir, app, role),
-            start_timeout=self.start_timeout, stop_grace=self.stop_grace,
+            runtime_root=self.runtime_root, **self.service_options(app, role, log_path),
         )
 
 

@@ -27,15 +27,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
 
-from golem_task_api.client.local_process import START_TIMEOUT, STOP_GRACE, LocalProcessService
+from golem_task_api.client.local_process import LocalProcessService
+from golem_task_api.client.process_service import (
+    START_TIMEOUT,
+    STOP_GRACE,
+    Launched,
+    ProcessService,
+    SubprocessLaunch,
+)
 from golem_task_api.client.service import TaskApiService
 from golem_task_api.node.envs import template as wire
-from golem_task_api.node.envs._process import Launched, ManagedProcessService, SubprocessLaunch
 from golem_task_api.node.envs.base import (
     DOCKER_ENV_IDS,
     AppSpec,
     Availability,
-    Environment,
+    ProcessEnvironment,
     Role,
     default_log_path,
 )
@@ -520,7 +526,7 @@ def app_cwd(app: AppSpec) -> Path:
     return Path(app.cwd) if app.cwd is not None else Path.cwd()
 
 
-class WarmProcessService(ManagedProcessService):
+class WarmProcessService(ProcessService):
     """A provider forked from its app's template; a cold process if it cannot be.
 
     After `start()`, `mode` says which it was and `fallback_reason` why a
@@ -595,7 +601,7 @@ class WarmProcessService(ManagedProcessService):
         return ForkedLaunch(spawned, reader, transport)
 
 
-class WarmStartEnvironment(Environment):
+class WarmStartEnvironment(ProcessEnvironment):
     """Local processes, providers forked from a per-app template.
 
     Requestors (long-running: start-up time does not matter) start cold
@@ -616,11 +622,8 @@ class WarmStartEnvironment(Environment):
         stop_grace: float = STOP_GRACE,
         template_timeout: float = TEMPLATE_READY_TIMEOUT,
     ) -> None:
-        super().__init__()
-        self.log_dir = log_dir
+        super().__init__(log_dir, start_timeout=start_timeout, stop_grace=stop_grace)
         self.roles = roles
-        self.start_timeout = start_timeout
-        self.stop_grace = stop_grace
         self.pool = TemplatePool(log_dir=log_dir, python=python, ready_timeout=template_timeout)
 
     @property
@@ -639,17 +642,13 @@ class WarmStartEnvironment(Environment):
     def service(
         self, app: AppSpec, work_dir: Path, role: Role, *, log_path: Path | None = None
     ) -> TaskApiService:
-        log_path = log_path or default_log_path(self.log_dir, app, role)
+        options = self.service_options(app, role, log_path)
         if role not in self.roles:
             return LocalProcessService(
                 [self.pool.python, "-m", app.module], work_dir, host=LOOPBACK, env=app.env,
-                cwd=app.cwd, log_path=log_path,
-                start_timeout=self.start_timeout, stop_grace=self.stop_grace,
+                cwd=app.cwd, **options,
             )
-        return WarmProcessService(
-            self.pool, app, work_dir, host=LOOPBACK, log_path=log_path,
-            start_timeout=self.start_timeout, stop_grace=self.stop_grace,
-        )
+        return WarmProcessService(self.pool, app, work_dir, host=LOOPBACK, **options)
 
     async def warm_up(self, app: AppSpec) -> str | None:
         """Start the app's template now; None once ready, else why not."""

@@ -415,3 +415,51 @@ async def test_a_provider_that_ignores_sigterm_is_killed_after_the_grace(
         await client.shutdown()
     finally:
         await env.aclose()
+
+
+NOISY_APP = "tests.node.envs.noisy_app"
+
+
+@pytest.mark.parametrize("warm_start", [True, False])
+async def test_a_line_over_the_stream_limit_is_cut_not_fatal(
+    warm_env: WarmStartEnvironment,
+    app_env: dict[str, str],
+    tmp_path: Path,
+    tracker: Tracker,
+    warm_start: bool,
+) -> None:
+    app = make_app(NOISY_APP, app_env, warm_start=warm_start)
+    service = warm_service(warm_env, app, tmp_path / "task", tracker)
+    assert read_result(tmp_path / "task", await compute_once(service))["env"] == "marked"
+    assert service.mode == ("warm" if warm_start else "cold"), service.fallback_reason
+    assert "#" * 1000 + " [...]" in service.output_tail()
+    assert all(len(line) < 100_000 for line in service.output_tail().splitlines())
+
+
+@pytest.mark.parametrize("warm_start", [True, False])
+async def test_a_cancelled_start_leaves_no_process(
+    warm_env: WarmStartEnvironment,
+    app_env: dict[str, str],
+    tmp_path: Path,
+    tracker: Tracker,
+    warm_start: bool,
+) -> None:
+    fifo = Fifo(tmp_path / "started")
+    app = make_app(
+        NOISY_APP, {**app_env, "NOISY_APP_FIFO": str(fifo.path)}, warm_start=warm_start
+    )
+    service = warm_service(warm_env, app, tmp_path / "task", tracker)
+    start = asyncio.ensure_future(service.start("provider 0", 0))
+    try:
+        assert await fifo.line() == "started"
+    finally:
+        fifo.close()
+    assert service.pid is not None
+    watch = tracker.watch(service.pid)
+    start.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await start
+    assert service.mode == ("warm" if warm_start else "cold"), service.fallback_reason
+    assert not service.running()
+    assert await watch.gone()
+    assert service.log_path is not None and "[...]" in service.log_path.read_text()

@@ -1,0 +1,1 @@
+"""A variant of sample_app for output handling."""
