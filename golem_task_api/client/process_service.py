@@ -188,16 +188,16 @@ class ProcessService(TaskApiService):
         start_timeout: float = START_TIMEOUT,
         stop_grace: float = STOP_GRACE,
     ) -> None:
+        self._launched: Launched | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
+        self._log_file: IO[str] | None = None
         self._work_dir = Path(work_dir)
         self._host = host
         self._log_path = log_path
         self._extra_args = list(extra_args)
         self._start_timeout = start_timeout
         self._stop_grace = stop_grace
-        self._launched: Launched | None = None
-        self._reader: asyncio.Task[None] | None = None
-        self._tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
-        self._log_file: IO[str] | None = None
 
     @abc.abstractmethod
     async def _launch(self, args: list[str]) -> Launched:

@@ -182,13 +182,8 @@ class ProcessEnvironment(Environment):
     between SIGTERM and SIGKILL.
     """
 
-    def __init__(
-        self,
-        log_dir: Path | None = None,
-        *,
-        start_timeout: float = START_TIMEOUT,
-        stop_grace: float = STOP_GRACE,
-    ) -> None:
+    def __init__(self, log_dir: Path | None = None, *,
+                 start_timeout: float = START_TIMEOUT, stop_grace: float = STOP_GRACE) -> None:
         super().__init__()
         self.log_dir = log_dir
         self.start_timeout = start_timeout

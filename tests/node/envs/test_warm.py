@@ -5,6 +5,7 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -417,38 +418,50 @@ async def test_a_provider_that_ignores_sigterm_is_killed_after_the_grace(
         await env.aclose()
 
 
+
 NOISY_APP = "tests.node.envs.noisy_app"
 
 
-@pytest.mark.parametrize("warm_start", [True, False])
-async def test_a_line_over_the_stream_limit_is_cut_not_fatal(
+@pytest.fixture(params=["warm", "cold"])
+def start_mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def noisy_service(
+    start_mode: str,
     warm_env: WarmStartEnvironment,
     app_env: dict[str, str],
     tmp_path: Path,
     tracker: Tracker,
-    warm_start: bool,
+) -> Callable[..., WarmProcessService]:
+    """`make(**env)`: a provider of noisy_app, forked or (opted out) started cold."""
+
+    def make(**env: str) -> WarmProcessService:
+        app = make_app(NOISY_APP, {**app_env, **env}, warm_start=start_mode == "warm")
+        return warm_service(warm_env, app, tmp_path / "task", tracker)
+
+    return make
+
+
+async def test_a_line_over_the_stream_limit_is_cut_not_fatal(
+    noisy_service: Callable[..., WarmProcessService], start_mode: str, tmp_path: Path
 ) -> None:
-    app = make_app(NOISY_APP, app_env, warm_start=warm_start)
-    service = warm_service(warm_env, app, tmp_path / "task", tracker)
+    service = noisy_service()
     assert read_result(tmp_path / "task", await compute_once(service))["env"] == "marked"
-    assert service.mode == ("warm" if warm_start else "cold"), service.fallback_reason
+    assert service.mode == start_mode, service.fallback_reason
     assert "#" * 1000 + " [...]" in service.output_tail()
     assert all(len(line) < 100_000 for line in service.output_tail().splitlines())
 
 
-@pytest.mark.parametrize("warm_start", [True, False])
 async def test_a_cancelled_start_leaves_no_process(
-    warm_env: WarmStartEnvironment,
-    app_env: dict[str, str],
+    noisy_service: Callable[..., WarmProcessService],
+    start_mode: str,
     tmp_path: Path,
     tracker: Tracker,
-    warm_start: bool,
 ) -> None:
     fifo = Fifo(tmp_path / "started")
-    app = make_app(
-        NOISY_APP, {**app_env, "NOISY_APP_FIFO": str(fifo.path)}, warm_start=warm_start
-    )
-    service = warm_service(warm_env, app, tmp_path / "task", tracker)
+    service = noisy_service(NOISY_APP_FIFO=str(fifo.path))
     start = asyncio.ensure_future(service.start("provider 0", 0))
     try:
         assert await fifo.line() == "started"
@@ -459,7 +472,7 @@ async def test_a_cancelled_start_leaves_no_process(
     start.cancel()
     with pytest.raises(asyncio.CancelledError):
         await start
-    assert service.mode == ("warm" if warm_start else "cold"), service.fallback_reason
+    assert service.mode == start_mode, service.fallback_reason
     assert not service.running()
     assert await watch.gone()
     assert service.log_path is not None and "[...]" in service.log_path.read_text()
