@@ -141,6 +141,7 @@ async def test_progress_reaches_the_event_stream_in_hashes(
         assert hashes[0].done < size and hashes[-1].done == size
         assert all(value.total == size for value in hashes)
         assert [v.done for v in hashes] == sorted(v.done for v in hashes)
-        # Some values between the first and the last: progress as it ran, not only its end.
-        assert any(0 < value.done < size for value in hashes)
+        # Values between the first and the last depend on scheduling here (a starved
+        # node gets a burst, and its throttle keeps the newest): tests/progress_rpc
+        # shows them deterministically with a gated handler.
         assert all(e.provider_id == "solo" for e in events if e.task_id == spec.subtask_id)
