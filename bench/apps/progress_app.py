@@ -10,7 +10,9 @@ Compute params:
       for s seconds: from the event loop, yielding after each report (thread
       false), or from a worker thread (Executor.run), in a tight loop (pause
       null) or sleeping `pause` seconds after each report (0: just letting
-      the event loop have the GIL).
+      the event loop have the GIL);
+  sleep: s: await asyncio.sleep(s) first (a computation that lasts, and
+      reports nothing).
 The result file holds {"reports": how many reports were made}.
 
 `--poll`: the progress-file watcher polls (every 50 ms) instead of using
@@ -64,6 +66,8 @@ def main() -> None:
             self, task_work_dir: ProviderTaskDir, subtask_id: str, subtask_params: dict[str, Any]
         ) -> Path:
             reports = 0
+            if "sleep" in subtask_params:
+                await asyncio.sleep(subtask_params["sleep"])
             if "writer" in subtask_params:
                 child = await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "bench.apps.progress_writer",

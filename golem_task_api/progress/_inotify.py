@@ -62,6 +62,7 @@ class Inotify:
         if wd < 0:
             err = ctypes.get_errno()
             os.close(fd)
+            self.fd = -1
             raise OSError(err, f"inotify_add_watch {directory}: {os.strerror(err)}")
 
     def fileno(self) -> int:
@@ -84,6 +85,12 @@ class Inotify:
 
     def close(self) -> None:
         if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __del__(self) -> None:
+        # A close deferred on an event loop that ended first.
+        if getattr(self, "fd", -1) >= 0:
             os.close(self.fd)
             self.fd = -1
 

@@ -4,7 +4,11 @@ The order matters and is easy to get wrong: the progress file exists and is
 in the environment before the handler starts; `report()` is bound when the
 handler's task is made (a task copies its context then); when the task ends,
 the file is read one last time *before* the tracker ends, so that the final
-event carries the child's last line; then the file goes.
+event carries the child's last line; then the file and its directory go,
+and only then the watch's inotify descriptor (closed earlier, it makes the
+kernel block the event loop for 5-20 ms). The watch itself goes up
+WATCH_DELAY after the start, so that a computation shorter than that (a
+trivial one) never loads ctypes nor sets up inotify.
 
     progress = ComputationProgress()
     task = progress.start(handler.compute(...))
@@ -23,6 +27,7 @@ from typing import Any, TypeVar
 
 from golem_task_api.progress.filewatch import (
     DEFAULT_POLL_INTERVAL,
+    MIN_READ_GAP,
     ProgressFileWatcher,
     new_progress_file,
     progress_file_env,
@@ -36,6 +41,18 @@ from golem_task_api.proto import golem_task_api_pb2 as pb
 T = TypeVar("T")
 
 logger = logging.getLogger("golem_task_api.progress")
+
+# The watch (inotify: ctypes loaded, a descriptor, a watch) goes up this long
+# after the computation starts, so that a computation shorter than that never
+# pays for it (~6 ms of CPU on a first start); its final read is the same.
+# A line written meanwhile is read when the watch goes up: no later than a
+# burst of writes is read anyway (MIN_READ_GAP), and below the 10 ms floor
+# of any update interval.
+WATCH_DELAY = MIN_READ_GAP
+# The watcher's inotify descriptor is closed this long after its directory
+# is removed, off the path of the final event and the result (see
+# ProgressFileWatcher.stop); a one-shot provider has exited by then.
+CLOSE_DELAY = 0.1
 
 
 class ComputationProgress:
@@ -69,6 +86,7 @@ class ComputationProgress:
         self._poll_interval = poll_interval
         self._inotify = inotify
         self._watcher: ProgressFileWatcher | None = None
+        self._watch_timer: asyncio.TimerHandle | None = None
         self._cleanup = ExitStack()
         self._task: asyncio.Task[Any] | None = None
 
@@ -101,20 +119,42 @@ class ComputationProgress:
             # Progress is a nicety: the computation runs without the file.
             logger.warning("no progress file for this computation: %s", exc)
             return
+        # Undone last to first: the environment, the file and its directory,
+        # then the watcher's inotify descriptor, whose close is immediate
+        # only once the watched directory is gone (ProgressFileWatcher.stop).
+        self._cleanup.callback(self._close_watcher)
         self._cleanup.callback(remove_progress_file, self.path)
         self._cleanup.enter_context(progress_file_env(self.path))
         if not self._watch:
             return
-        self._watcher = ProgressFileWatcher(
+        watcher = ProgressFileWatcher(
             self.path, self.tracker, poll_interval=self._poll_interval, inotify=self._inotify
         )
-        self._watcher.start()
-        self._cleanup.callback(self._watcher.stop)
+        if self._inotify is None:
+            self._watch_timer = asyncio.get_running_loop().call_later(WATCH_DELAY, watcher.start)
+        else:
+            # Asked for (or refused) by name: a failure is the caller's, at once.
+            watcher.start()
+        self._watcher = watcher
+
+    def _close_watcher(self) -> None:
+        if self._watch_timer is not None:
+            self._watch_timer.cancel()
+            self._watch_timer = None
+        if self._watcher is not None:
+            # The directory is gone: the kernel tears the watch down on its
+            # own; closing the descriptor before it is done would wait for it.
+            self._watcher.close(delay=CLOSE_DELAY)
 
     def _ended(self, task: "asyncio.Future[Any]") -> None:
         try:
+            if self._watch_timer is not None:
+                self._watch_timer.cancel()
+                self._watch_timer = None
             if self._watcher is not None:
-                self._watcher.stop()  # the last read comes before the final event
+                # The last read comes before the final event; the descriptor
+                # is closed after the file's directory is gone (the cleanup).
+                self._watcher.stop(close=False)
         finally:
             self.tracker.finish_from(task)
             self._cleanup.close()

@@ -160,22 +160,53 @@ class ProgressFileWatcher:
         self._mode = "inotify"
         self._schedule_poll(SAFETY_POLL_INTERVAL)
 
-    def stop(self) -> None:
-        """Stop watching and read the file one last time; idempotent."""
-        if self._mode == "stopped":
-            return
-        self._close()
-        self._mode = "stopped"
-        self._read(force=True)
+    def stop(self, *, close: bool = True) -> None:
+        """Stop watching and read the file one last time; idempotent.
 
-    def _close(self) -> None:
+        `close=False` keeps the inotify descriptor (no longer read) until
+        `close()`. Closing it while its watch is live makes the kernel wait
+        for the watch's teardown, an RCU grace period (5-20 ms here, more on
+        a busy machine), with the event loop blocked; once the watched
+        directory is gone (remove_progress_file) the kernel tears the watch
+        down on its own, and a close a little later is immediate.
+        """
+        if self._mode != "stopped":
+            self._unwatch()
+            self._mode = "stopped"
+            self._read(force=True)
+        if close:
+            self.close()
+
+    def close(self, *, delay: float = 0.0) -> None:
+        """Release the inotify descriptor, stopping first if not stopped.
+
+        `delay` > 0: close it that many seconds later on the event loop (see
+        stop()). A loop that never gets there drops the descriptor with its
+        timer: it is closed when collected, or at the process's exit.
+        """
+        self.stop(close=False)
+        inotify, self._inotify = self._inotify, None
+        if inotify is None:
+            return
+        loop = self._loop
+        if delay > 0 and loop is not None and not loop.is_closed():
+            loop.call_later(delay, inotify.close)
+        else:
+            inotify.close()
+
+    def _unwatch(self) -> None:
+        """No more timers or inotify reads; the descriptor stays open."""
         for handle in (self._timer, self._deferred):
             if handle is not None:
                 handle.cancel()
         self._timer = self._deferred = None
+        inotify, loop = self._inotify, self._loop
+        if inotify is not None and inotify.fd >= 0 and loop is not None and not loop.is_closed():
+            loop.remove_reader(inotify.fd)
+
+    def _close(self) -> None:
+        self._unwatch()
         if self._inotify is not None:
-            if self._loop is not None and not self._loop.is_closed():
-                self._loop.remove_reader(self._inotify.fd)
             self._inotify.close()
             self._inotify = None
 

@@ -11,6 +11,9 @@ from golem_task_api.progress import (
     ComputationProgress,
     State,
     Throttle,
+    _inotify,
+    computation,
+    current_progress_file,
     report,
 )
 from golem_task_api.progress import ProgressValue as V
@@ -108,3 +111,57 @@ async def test_started_once(tmp_path):
     await progress.start(asyncio.sleep(0))
     with pytest.raises(RuntimeError, match="started already"):
         progress.start(asyncio.sleep(0))
+
+
+async def test_a_short_computation_never_sets_up_the_watch(tmp_path, monkeypatch):
+    monkeypatch.setattr(computation, "WATCH_DELAY", 3600.0)
+
+    async def quick():
+        path = current_progress_file()
+        assert path is not None
+        path.write_text("3/4\n")
+        return "done"
+
+    progress = ComputationProgress(file_dir=tmp_path)
+    probe = Probe(progress.tracker, Throttle(60))
+    task = progress.start(quick())
+    assert await task == "done"
+    assert progress._watcher is not None and progress._watcher._inotify is None
+    # Never watched, but the final read saw the line.
+    assert (await probe.rest())[-2:] == [V(3, 4), V(4, 4, state=State.SUCCEEDED)]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not _inotify.available(), reason="no inotify here")
+async def test_the_watch_goes_up_and_its_descriptor_is_closed_after_the_directory(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(computation, "CLOSE_DELAY", 0.01)
+    release = asyncio.Event()
+
+    async def lasting():
+        await release.wait()
+        return "done"
+
+    progress = ComputationProgress(file_dir=tmp_path)
+    probe = Probe(progress.tracker, Throttle(0.01))
+    task = progress.start(lasting())
+    watcher = progress._watcher
+    assert watcher is not None
+    async with asyncio.timeout(DEADLINE):
+        while watcher.mode != "inotify":
+            await asyncio.sleep(0.001)
+    inotify = watcher._inotify
+    assert inotify is not None
+    assert progress.path is not None
+    progress.path.write_text("1/2\n")
+    async with asyncio.timeout(DEADLINE):
+        while progress.tracker.value != V(1, 2):
+            await asyncio.sleep(0.001)
+    release.set()
+    assert await task == "done"
+    assert (await probe.rest())[-1] == V(2, 2, state=State.SUCCEEDED)
+    assert list(tmp_path.iterdir()) == []  # gone before the descriptor
+    async with asyncio.timeout(DEADLINE):
+        while inotify.fd != -1:
+            await asyncio.sleep(0.001)

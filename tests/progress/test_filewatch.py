@@ -245,3 +245,41 @@ def test_progress_file_env_blocks_ending_out_of_order(tmp_path, monkeypatch):
     assert os.environ[GOLEM_PROGRESS_FILE] == str(tmp_path / "b")
     second.__exit__(None, None, None)
     assert os.environ[GOLEM_PROGRESS_FILE] == "before"
+
+
+@needs_inotify
+async def test_stop_can_keep_the_descriptor_for_a_later_close(tmp_path):
+    # Closing inotify while its watch is live waits for the kernel's teardown
+    # of the watch: the owner of the directory removes it first, then closes.
+    path = new_progress_file(tmp_path)
+    tracker = ProgressTracker()
+    watcher = watcher_for("inotify", path, tracker)
+    inotify = watcher._inotify
+    assert inotify is not None
+    append(path, "1/2\n")
+    watcher.stop(close=False)
+    assert tracker.value == V(1, 2)  # the final read
+    assert watcher.mode == "stopped"
+    assert inotify.fd >= 0
+    append(path, "2/2\n")
+    remove_progress_file(path)
+    await asyncio.sleep(0.02)
+    assert tracker.value == V(1, 2)  # no longer read
+    watcher.close(delay=0.01)
+    assert inotify.fd >= 0
+    await eventually(lambda: inotify.fd == -1)
+    watcher.close()  # idempotent
+    watcher.stop()
+
+
+@needs_inotify
+async def test_close_stops_first(tmp_path):
+    path = tmp_path / "progress"
+    append(path, "1/2\n")
+    tracker = ProgressTracker()
+    watcher = watcher_for("inotify", path, tracker)
+    inotify = watcher._inotify
+    assert inotify is not None
+    append(path, "2/2\n")
+    watcher.close()
+    assert (watcher.mode, inotify.fd, tracker.value) == ("stopped", -1, V(2, 2))
