@@ -11,6 +11,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from golem_task_api.handlers import AppLifecycleHandler
+from golem_task_api.server.registration import GenericOnly
 from golem_task_api.server.rpc import CallGate
 from golem_task_api.ssl import create_server_ssl_context
 
@@ -78,11 +79,13 @@ class AppServer:
         server = grpc.aio.server(options=SERVER_OPTIONS)
         self._add_servicer(server)
         health = HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(health, server)
+        # Generic handlers only, as for the app's service (see registration).
+        generic_only = GenericOnly(server)
+        health_pb2_grpc.add_HealthServicer_to_server(health, generic_only)
         reflection.enable_server_reflection(
             (self.service_name, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
              reflection.SERVICE_NAME),
-            server,
+            generic_only,
         )
         # A `unix:PATH` host is a Unix socket (e.g. into a sandbox): no port.
         unix = self._host.startswith("unix:")
