@@ -15,7 +15,10 @@ import tempfile
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import grpc
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The line our entrypoint prints when it listens; the bench's own servers
@@ -128,6 +131,20 @@ async def running_server(argv: Sequence[str], log: IO[bytes]) -> AsyncIterator[C
         yield child
     finally:
         await asyncio.shield(child.stop())
+
+
+async def wait_serving(channel: "grpc.aio.Channel", timeout: float = 10.0) -> None:
+    """Health checks on `channel` until the server answers SERVING for \"\"."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: PLC0415 (grpc on use only)
+
+    health = health_pb2_grpc.HealthStub(channel)
+    while True:
+        reply = await health.Check(
+            health_pb2.HealthCheckRequest(service=""), timeout=timeout, wait_for_ready=True
+        )
+        if reply.status == health_pb2.HealthCheckResponse.SERVING:
+            return
+        await asyncio.sleep(0.001)
 
 
 def python_module(module: str, *args: str) -> list[str]:

@@ -39,7 +39,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench._common import (
     REPO_ROOT,
@@ -51,6 +50,7 @@ from bench._common import (
     print_table,
     python_module,
     spawn_announced,
+    wait_serving,
 )
 from golem_task_api.client import LocalProcessService, ProviderAppClient
 from golem_task_api.proto import golem_task_api_pb2 as pb
@@ -92,14 +92,7 @@ async def announced_run(argv: list[str], env: dict[str, str], work_dir: Path, i:
         try:
             channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
             try:
-                health = health_pb2_grpc.HealthStub(channel)
-                while True:
-                    reply = await health.Check(
-                        health_pb2.HealthCheckRequest(service=""), timeout=10, wait_for_ready=True
-                    )
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        break
-                    await asyncio.sleep(0.001)
+                await wait_serving(channel)
                 run.marks["serving"] = time.perf_counter() - t0
                 compute = channel.unary_unary(
                     COMPUTE_METHOD,
