@@ -49,9 +49,10 @@ def subtask_to_reply(subtask: Subtask | None) -> pb.NextSubtaskReply:
 def subtask_from_reply(reply: pb.NextSubtaskReply) -> Subtask | None:
     if not reply.HasField("subtask"):
         return None
+    subtask = reply.subtask
     return Subtask(
-        params=parse_params("subtask_params_json", reply.subtask.subtask_params_json),
-        resources=list(reply.subtask.resources),
+        params=parse_params("subtask_params_json", subtask.subtask_params_json),
+        resources=list(subtask.resources),
     )
 
 
@@ -68,8 +69,15 @@ def verify_to_reply(result: VerifyResult, reason: str | None) -> pb.VerifyReply:
     )
 
 
+# VerifyResult(value) by a dict lookup (Enum.__call__ costs ~1 us); an
+# unknown value still goes through VerifyResult() and its ValueError.
+_VERIFY_RESULTS: dict[int, VerifyResult] = {r.value: r for r in VerifyResult}
+
+
 def verify_from_reply(reply: pb.VerifyReply) -> tuple[VerifyResult, str]:
-    return VerifyResult(reply.result), reply.reason
+    value = reply.result
+    result = _VERIFY_RESULTS.get(value)
+    return (VerifyResult(value) if result is None else result), reply.reason
 
 
 def params_to_json(params: dict[str, Any]) -> str:

@@ -45,9 +45,23 @@ class AppClient:
 
     async def _call(self, method: Callable[..., Awaitable[Rep]], request: Any,
                     timeout: float | None) -> Rep:
-        """A call that `shutdown()` interrupts with ShutdownException."""
-        async with self._kill_switch:
-            return await call(method, request, timeout)
+        """A call that `shutdown()` interrupts with ShutdownException.
+
+        `call()` inside `async with self._kill_switch:`, flattened into one
+        coroutine: every wake-up of the call resumes one frame, not four."""
+        switch = self._kill_switch
+        task = switch.enter()
+        try:
+            return await method(request, timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise from_status(exc.code(), exc.details() or "") from None
+        except grpc.aio.UsageError as exc:  # the channel was closed
+            raise Unavailable(f"the client cannot call any more: {exc}") from None
+        except asyncio.CancelledError:
+            switch.cancelled(task)  # the switch's cancel becomes its exception
+            raise
+        finally:
+            switch.leave(task)
 
     @property
     def service(self) -> TaskApiService:

@@ -53,9 +53,6 @@ class RequestorAppClient(AppClient):
         super().__init__(service, channel)
         self._stub = pb_grpc.RequestorAppStub(channel)
 
-    def _timeout(self, name: str, given: Any) -> float | None:
-        return self.TIMEOUTS[name] if given is _DEFAULT else given
-
     def _shutdown_rpc(self) -> Any:
         return self._stub.Shutdown
 
@@ -72,7 +69,8 @@ class RequestorAppClient(AppClient):
             max_subtasks_count=max_subtasks_count,
             task_params_json=convert.params_to_json(task_params),
         )
-        timeout = self._timeout("create_task", timeout)
+        if timeout is _DEFAULT:
+            timeout = self.TIMEOUTS["create_task"]
         reply = await self._call(self._stub.CreateTask, request, timeout)
         return convert.task_from_reply(reply)
 
@@ -87,7 +85,8 @@ class RequestorAppClient(AppClient):
         request = pb.NextSubtaskRequest(
             task_id=task_id, subtask_id=subtask_id, opaque_node_id=opaque_node_id
         )
-        timeout = self._timeout("next_subtask", timeout)
+        if timeout is _DEFAULT:
+            timeout = self.TIMEOUTS["next_subtask"]
         reply = await self._call(self._stub.NextSubtask, request, timeout)
         return convert.subtask_from_reply(reply)
 
@@ -99,7 +98,9 @@ class RequestorAppClient(AppClient):
         timeout: float | None = _DEFAULT,  # type: ignore[assignment]
     ) -> tuple[VerifyResult, str]:
         request = pb.VerifyRequest(task_id=task_id, subtask_id=subtask_id)
-        reply = await self._call(self._stub.Verify, request, self._timeout("verify", timeout))
+        if timeout is _DEFAULT:
+            timeout = self.TIMEOUTS["verify"]
+        reply = await self._call(self._stub.Verify, request, timeout)
         return convert.verify_from_reply(reply)
 
     async def discard_subtasks(
@@ -110,15 +111,16 @@ class RequestorAppClient(AppClient):
         timeout: float | None = _DEFAULT,  # type: ignore[assignment]
     ) -> list[str]:
         request = pb.DiscardSubtasksRequest(task_id=task_id, subtask_ids=subtask_ids)
-        reply = await self._call(
-            self._stub.DiscardSubtasks, request, self._timeout("discard_subtasks", timeout)
-        )
+        if timeout is _DEFAULT:
+            timeout = self.TIMEOUTS["discard_subtasks"]
+        reply = await self._call(self._stub.DiscardSubtasks, request, timeout)
         return list(reply.discarded_subtask_ids)
 
     async def run_benchmark(
         self, *, timeout: float | None = _DEFAULT  # type: ignore[assignment]
     ) -> float:
-        timeout = self._timeout("run_benchmark", timeout)
+        if timeout is _DEFAULT:
+            timeout = self.TIMEOUTS["run_benchmark"]
         reply = await self._call(self._stub.RunBenchmark, pb.RunBenchmarkRequest(), timeout)
         return float(reply.score)
 
@@ -126,17 +128,18 @@ class RequestorAppClient(AppClient):
         self, task_id: str, *, timeout: float | None = _DEFAULT  # type: ignore[assignment]
     ) -> bool:
         request = pb.HasPendingSubtasksRequest(task_id=task_id)
-        reply = await self._call(
-            self._stub.HasPendingSubtasks, request,
-            self._timeout("has_pending_subtasks", timeout),
-        )
+        if timeout is _DEFAULT:
+            timeout = self.TIMEOUTS["has_pending_subtasks"]
+        reply = await self._call(self._stub.HasPendingSubtasks, request, timeout)
         return bool(reply.has_pending_subtasks)
 
     async def abort_task(
         self, task_id: str, *, timeout: float | None = _DEFAULT  # type: ignore[assignment]
     ) -> None:
         request = pb.AbortTaskRequest(task_id=task_id)
-        await self._call(self._stub.AbortTask, request, self._timeout("abort_task", timeout))
+        if timeout is _DEFAULT:
+            timeout = self.TIMEOUTS["abort_task"]
+        await self._call(self._stub.AbortTask, request, timeout)
 
     async def abort_subtask(
         self,
@@ -146,7 +149,9 @@ class RequestorAppClient(AppClient):
         timeout: float | None = _DEFAULT,  # type: ignore[assignment]
     ) -> None:
         request = pb.AbortSubtaskRequest(task_id=task_id, subtask_id=subtask_id)
-        await self._call(self._stub.AbortSubtask, request, self._timeout("abort_subtask", timeout))
+        if timeout is _DEFAULT:
+            timeout = self.TIMEOUTS["abort_subtask"]
+        await self._call(self._stub.AbortSubtask, request, timeout)
 
     async def watch_task_progress(
         self,

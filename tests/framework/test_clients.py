@@ -14,13 +14,15 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
-from golem_task_api import errors
+from golem_task_api import convert, errors
 from golem_task_api.client import (
     ProviderAppClient,
     RequestorAppClient,
     ShutdownException,
 )
 from golem_task_api.client.channel import make_channel, wait_for_health
+from golem_task_api.enums import VerifyResult
+from golem_task_api.proto import golem_task_api_pb2 as pb
 from golem_task_api.testutils import InlineTaskApiService
 from tests.framework.conftest import RequestorApp, group_alive
 from tests.framework.echo_app import BENCHMARK_SCORE, EchoProvider, EchoRequestor
@@ -330,3 +332,129 @@ async def test_compute_params_are_sent_as_json(providers) -> None:
     params = {"a": [1, 2.5, None, True], "b": {"c": "\u4e2d"}}
     result = await client.compute("task-1", "s1", params)
     assert json.loads((app.task_dir / result).read_text())["params"] == params
+
+
+# -- the unary call path, without a server (AppClient._call) -------------------------
+
+
+class _RecordingChannel:
+    """Stands in for a grpc.aio channel: each unary call runs `behaviour`."""
+
+    def __init__(self) -> None:
+        self.timeouts: list[tuple[str, float | None]] = []
+        self.behaviour: object = None  # None: answer at once; else an async callable
+
+    def unary_unary(self, method: str, *args: object, **kwargs: object) -> object:
+        name = method.rsplit("/", 1)[1]
+
+        async def call(request: object, timeout: float | None = None) -> object:
+            self.timeouts.append((name, timeout))
+            if self.behaviour is not None:
+                return await self.behaviour()  # type: ignore[operator]
+            return kwargs["response_deserializer"](b"")  # type: ignore[operator]
+
+        return call
+
+    def unary_stream(self, *args: object, **kwargs: object) -> object:
+        return None
+
+    async def close(self) -> None:
+        pass
+
+
+def _offline_client() -> tuple[RequestorAppClient, _RecordingChannel]:
+    channel = _RecordingChannel()
+    return RequestorAppClient(None, channel), channel  # type: ignore[arg-type]
+
+
+async def test_default_and_given_deadlines_reach_the_call() -> None:
+    client, channel = _offline_client()
+    method_names = {
+        "create_task": "CreateTask", "next_subtask": "NextSubtask", "verify": "Verify",
+        "discard_subtasks": "DiscardSubtasks", "run_benchmark": "RunBenchmark",
+        "has_pending_subtasks": "HasPendingSubtasks", "abort_task": "AbortTask",
+        "abort_subtask": "AbortSubtask",
+    }
+    defaults = {
+        "create_task": lambda c: c.create_task("t9", 1, {}),
+        "next_subtask": lambda c: c.next_subtask("t1", "s9", "n"),
+        "verify": lambda c: c.verify("t1", "s2"),
+        "discard_subtasks": lambda c: c.discard_subtasks("t1", ["s1"]),
+        "run_benchmark": lambda c: c.run_benchmark(),
+        "has_pending_subtasks": lambda c: c.has_pending_subtasks("t1"),
+        "abort_task": lambda c: c.abort_task("t1"),
+        "abort_subtask": lambda c: c.abort_subtask("t1", "s2"),
+    }
+    for name, call in defaults.items():
+        await call(client)
+        assert channel.timeouts.pop() == (method_names[name], RequestorAppClient.TIMEOUTS[name])
+        for given in (None, 0.25):
+            await CLIENT_CALLS[name](client, given)
+            assert channel.timeouts.pop() == (method_names[name], given)
+    assert not client._kill_switch._tasks
+
+
+@pytest.mark.parametrize("code", [C.NOT_FOUND, C.DEADLINE_EXCEEDED, C.INTERNAL, C.DATA_LOSS])
+async def test_unary_statuses_map_to_their_exceptions(code: grpc.StatusCode) -> None:
+    client, channel = _offline_client()
+
+    async def fail() -> object:
+        raise grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), "the details")
+
+    channel.behaviour = fail
+    with pytest.raises(errors.TaskApiError) as raised:
+        await client.next_subtask("t1", "s1", "n")
+    expected = errors.from_status(code, "the details")
+    assert type(raised.value) is type(expected) and str(raised.value) == str(expected)
+    assert raised.value.status == code
+    assert not client._kill_switch._tasks
+
+
+async def test_a_closed_channel_is_unavailable() -> None:
+    client, channel = _offline_client()
+
+    async def closed() -> object:
+        raise grpc.aio.UsageError("Channel is closed.")
+
+    channel.behaviour = closed
+    with pytest.raises(errors.Unavailable, match="cannot call any more"):
+        await client.verify("t1", "s1")
+
+
+async def test_the_kill_switch_interrupts_a_unary_call_and_a_caller_cancel_stays() -> None:
+    client, channel = _offline_client()
+    entered = asyncio.Event()
+
+    async def hang() -> object:
+        entered.set()
+        await asyncio.Event().wait()
+        raise AssertionError("not reached")
+
+    channel.behaviour = hang
+    # The caller's own cancel stays a CancelledError.
+    call = asyncio.ensure_future(client.next_subtask("t1", "s1", "n"))
+    await bounded(entered.wait(), "the call to start")
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert not client._kill_switch._tasks
+    # Tripping the switch (as shutdown() does) turns the call into its exception.
+    entered.clear()
+    call = asyncio.ensure_future(client.verify("t1", "s1"))
+    await bounded(entered.wait(), "the call to start")
+    client._kill_switch.trip(ShutdownException("Shutdown requested"))
+    with pytest.raises(ShutdownException, match="Shutdown requested"):
+        await bounded(call, "the interrupted call")
+    assert not client._kill_switch._tasks
+    # Once tripped, calls fail at once without reaching the channel.
+    calls = len(channel.timeouts)
+    with pytest.raises(ShutdownException):
+        await client.abort_task("t1")
+    assert len(channel.timeouts) == calls
+
+
+def test_verify_results_convert_both_ways() -> None:
+    for result in VerifyResult:
+        assert convert.verify_from_reply(convert.verify_to_reply(result, "r")) == (result, "r")
+    with pytest.raises(ValueError):
+        convert.verify_from_reply(pb.VerifyReply(result=7))  # type: ignore[arg-type]
