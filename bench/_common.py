@@ -8,10 +8,12 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import signal
 import statistics
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,6 +133,57 @@ async def running_server(argv: Sequence[str], log: IO[bytes]) -> AsyncIterator[C
         yield child
     finally:
         await asyncio.shield(child.stop())
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of every reaped child of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class OneShot:
+    """A one-shot server started by `one_shot_server`; times from its spawn."""
+
+    process: asyncio.subprocess.Process
+    channel: "grpc.aio.Channel"
+    log: IO[bytes]
+    t0: float  # perf_counter() at the spawn
+    cpu0: float  # children_cpu() before the spawn
+    announced: float  # seconds from the spawn to the announced port
+    serving: float  # seconds from the spawn to SERVING
+
+
+@contextlib.asynccontextmanager
+async def one_shot_server(
+    argv: Sequence[str], env: dict[str, str], work_dir: Path
+) -> AsyncIterator[OneShot]:
+    """Spawn a one-shot server, wait for SERVING, give a channel to it. After
+    the block the process is killed if it still runs; on an error the tail of
+    its log (work_dir/server.log) goes to stderr."""
+    import grpc  # noqa: PLC0415 (grpc on use only)
+
+    log = (work_dir / "server.log").open("w+b")
+    try:
+        cpu0 = children_cpu()
+        t0 = time.perf_counter()
+        process, port = await spawn_announced(argv, log, env=env)
+        announced = time.perf_counter() - t0
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                await wait_serving(channel)
+                yield OneShot(process, channel, log, t0, cpu0, announced,
+                              time.perf_counter() - t0)
+        finally:
+            if process.returncode is None:
+                kill_group(process.pid, signal.SIGKILL)
+                await process.wait()
+    except BaseException:
+        log.seek(0)
+        sys.stderr.write(log.read().decode("utf-8", "replace")[-3000:])
+        raise
+    finally:
+        log.close()
 
 
 async def wait_serving(channel: "grpc.aio.Channel", timeout: float = 10.0) -> None:

@@ -28,7 +28,6 @@ of every process each side started) per frame are printed too.
 import argparse
 import asyncio
 import contextlib
-import resource
 import shutil
 import tempfile
 import time
@@ -38,7 +37,13 @@ from pathlib import Path
 
 from apps.blender import tools
 from apps.blender.blender import blender_executable
-from bench._common import Summary, child_env, paired_ratios, print_table
+from bench._common import (
+    Summary,
+    child_env,
+    children_cpu,
+    paired_ratios,
+    print_table,
+)
 from golem_task_api.client import LocalProcessService, ProviderAppClient, RequestorAppClient
 from golem_task_api.dirutils import ProviderDir, RequestorDir
 from golem_task_api.enums import VerifyResult
@@ -48,12 +53,6 @@ RESOLUTION = (256, 256)
 DEFAULT_SAMPLES = 32
 DEFAULT_ROUNDS = 2
 PROVIDERS = 2
-
-
-def children_cpu() -> float:
-    """CPU seconds of every finished child (and their children) so far."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 class Timings:

@@ -24,14 +24,20 @@ cold start with 2 at a time (`asyncio.Semaphore(2)`), interleaved rounds.
 import argparse
 import asyncio
 import itertools
-import resource
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench._common import REPO_ROOT, Summary, child_env, paired_ratios, print_table
+from bench._common import (
+    REPO_ROOT,
+    Summary,
+    child_env,
+    children_cpu,
+    paired_ratios,
+    print_table,
+)
 from golem_task_api.client import LocalProcessService, ProviderAppClient
 from golem_task_api.node.app_registry import AppRegistry
 from golem_task_api.node.compute.node import ComputeNode
@@ -96,12 +102,6 @@ async def bare(root: Path, env: dict[str, str]) -> None:
         await client.shutdown()
     if service.running():
         raise RuntimeError("the bare provider still runs after its Compute")
-
-
-def children_cpu() -> float:
-    """CPU seconds of this process's reaped children (the provider apps)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 async def timed(work: Callable[[], Awaitable[None]]) -> float:

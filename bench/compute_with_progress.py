@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import json
 import os
-import resource
 import shutil
 import statistics
 import sys
@@ -48,12 +47,12 @@ from bench._common import (
     REPO_ROOT,
     Summary,
     child_env,
+    children_cpu,
     kill_group,
+    one_shot_server,
     paired_ratios,
     print_table,
     python_module,
-    spawn_announced,
-    wait_serving,
 )
 from golem_task_api.client import LocalProcessService, ProviderAppClient
 from golem_task_api.proto import golem_task_api_pb2 as pb
@@ -95,12 +94,6 @@ class Run:
 
 
 RunFn = Callable[[Path, int], Awaitable[Run]]
-
-
-def children_cpu() -> float:
-    """CPU seconds of this process's reaped children (one server at a time)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def cpu_so_far(pid: int) -> float:
@@ -164,40 +157,20 @@ async def bare_run(
 ) -> Run:
     """Spawn the provider, wait for SERVING, make the call, see the exit."""
     argv = python_module(app, "--host", "127.0.0.1", "--work-dir", str(work_dir), "provider", "0")
-    log = (work_dir / "server.log").open("w+b")
-    try:
-        cpu0 = children_cpu()
-        t0 = time.perf_counter()
-        process, port = await spawn_announced(argv, log, env=env)
+    async with one_shot_server(argv, env, work_dir) as server:
         run = Run()
-        try:
-            channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-            try:
-                await wait_serving(channel)
-                run.marks["serving"] = time.perf_counter() - t0
-                cpu_serving = cpu_so_far(process.pid)
-                output, run.events = await call(channel, i, params)
-                run.marks["result"] = time.perf_counter() - t0
-                code = await asyncio.wait_for(process.wait(), 10)
-                run.marks["exit"] = time.perf_counter() - t0
-                run.cpu = children_cpu() - cpu0
-                run.call_cpu = run.cpu - cpu_serving
-            finally:
-                await channel.close()
-        finally:
-            if process.returncode is None:
-                kill_group(process.pid, 9)
-                await process.wait()
+        run.marks["serving"] = server.serving
+        cpu_serving = cpu_so_far(server.process.pid)
+        output, run.events = await call(server.channel, i, params)
+        run.marks["result"] = time.perf_counter() - server.t0
+        code = await asyncio.wait_for(server.process.wait(), 10)
+        run.marks["exit"] = time.perf_counter() - server.t0
+        run.cpu = children_cpu() - server.cpu0
+        run.call_cpu = run.cpu - cpu_serving
         result = (work_dir / output).read_bytes()
         if code != 0 or (app == APP and result != RESULT):
             raise RuntimeError(f"{argv}: exit code {code}, result {result!r}")
         return run
-    except BaseException:
-        log.seek(0)
-        sys.stderr.write(log.read().decode("utf-8", "replace")[-3000:])
-        raise
-    finally:
-        log.close()
 
 
 def client(env: dict[str, str], *, with_progress: bool) -> RunFn:

@@ -44,7 +44,6 @@ import asyncio
 import cProfile
 import itertools
 import os
-import resource
 import shutil
 import statistics
 import sys
@@ -54,7 +53,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench._common import REPO_ROOT, Summary, child_env, print_table
+from bench._common import (
+    REPO_ROOT,
+    Summary,
+    child_env,
+    children_cpu,
+    print_table,
+)
 from bench.apps import counted_app
 from golem_task_api.client import LocalProcessService, ProviderAppClient
 from golem_task_api.node.local_node import LocalNode, LocalNodeConfig
@@ -81,11 +86,6 @@ class Side:
 
     def total_cpu(self) -> list[float]:
         return [a + b for a, b in zip(self.cpu, self.app_cpu, strict=True)]
-
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 async def measured(side: Side, count: int, run: Callable[[int], Awaitable[None]]) -> None:

@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import os
 import re
-import resource
 import shutil
 import statistics
 import subprocess
@@ -38,19 +37,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
-
 from bench._common import (
     REPO_ROOT,
     Summary,
     child_env,
+    children_cpu,
     kill_group,
+    one_shot_server,
     paired_ratios,
     percentile,
     print_table,
     python_module,
-    spawn_announced,
-    wait_serving,
 )
 from golem_task_api.client import LocalProcessService, ProviderAppClient
 from golem_task_api.proto import golem_task_api_pb2 as pb
@@ -82,58 +79,30 @@ RunFn = Callable[[Path, int], Awaitable[Run]]
 
 async def announced_run(argv: list[str], env: dict[str, str], work_dir: Path, i: int) -> Run:
     """Spawn a one-shot server, make it SERVING, call Compute, see it exit."""
-    log = (work_dir / "server.log").open("w+b")
-    try:
-        cpu0 = children_cpu()
-        t0 = time.perf_counter()
-        process, port = await spawn_announced(argv, log, env=env)
+    async with one_shot_server(argv, env, work_dir) as server:
         run = Run()
-        run.marks["announce"] = time.perf_counter() - t0
-        try:
-            channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-            try:
-                await wait_serving(channel)
-                run.marks["serving"] = time.perf_counter() - t0
-                compute = channel.unary_unary(
-                    COMPUTE_METHOD,
-                    request_serializer=pb.ComputeRequest.SerializeToString,
-                    response_deserializer=pb.ComputeReply.FromString,
-                )
-                request = pb.ComputeRequest(
-                    task_id="task", subtask_id=f"sub{i}", subtask_params_json="{}"
-                )
-                result = await compute(request, timeout=10)
-                run.marks["reply"] = time.perf_counter() - t0
-                code = await asyncio.wait_for(process.wait(), 10)
-                run.marks["exit"] = time.perf_counter() - t0
-                run.cpu = children_cpu() - cpu0
-            finally:
-                await channel.close()
-        finally:
-            if process.returncode is None:
-                kill_group(process.pid, 9)
-                await process.wait()
+        run.marks["announce"] = server.announced
+        run.marks["serving"] = server.serving
+        compute = server.channel.unary_unary(
+            COMPUTE_METHOD,
+            request_serializer=pb.ComputeRequest.SerializeToString,
+            response_deserializer=pb.ComputeReply.FromString,
+        )
+        request = pb.ComputeRequest(task_id="task", subtask_id=f"sub{i}", subtask_params_json="{}")
+        result = await compute(request, timeout=10)
+        run.marks["reply"] = time.perf_counter() - server.t0
+        code = await asyncio.wait_for(server.process.wait(), 10)
+        run.marks["exit"] = time.perf_counter() - server.t0
+        run.cpu = children_cpu() - server.cpu0
         output = (work_dir / result.output_filepath).read_bytes()
         if code != 0 or output != b"ok\n":
             raise RuntimeError(f"{argv}: exit code {code}, result {output!r}")
-        log.seek(0)
-        for line in log.read().decode("utf-8", "replace").splitlines():
+        server.log.seek(0)
+        for line in server.log.read().decode("utf-8", "replace").splitlines():
             if line.startswith("bench-ts "):
                 _, name, value = line.split()
-                run.stamps[name] = float(value) - t0
+                run.stamps[name] = float(value) - server.t0
         return run
-    except BaseException:
-        log.seek(0)
-        sys.stderr.write(log.read().decode("utf-8", "replace")[-3000:])
-        raise
-    finally:
-        log.close()
-
-
-def children_cpu() -> float:
-    """CPU seconds of this process's reaped children (one server at a time)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def announced(argv_of: Callable[[Path], list[str]], env: dict[str, str]) -> RunFn:
