@@ -28,10 +28,16 @@ async def call(method: Callable[..., Awaitable[Rep]], request: Any, timeout: flo
     """One unary call; a non-OK status becomes its `errors` exception."""
     try:
         return await method(request, timeout=timeout)
-    except grpc.aio.AioRpcError as exc:
-        raise from_status(exc.code(), exc.details() or "") from None
-    except grpc.aio.UsageError as exc:  # the channel was closed
-        raise Unavailable(f"the client cannot call any more: {exc}") from None
+    except (grpc.aio.AioRpcError, grpc.aio.UsageError) as exc:
+        raise call_error(exc) from None
+
+
+def call_error(exc: grpc.aio.AioRpcError | grpc.aio.UsageError) -> TaskApiError:
+    """The `errors` exception of a failed call: its status's, or Unavailable
+    when the channel was closed (UsageError)."""
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return from_status(exc.code(), exc.details() or "")
+    return Unavailable(f"the client cannot call any more: {exc}")
 
 
 class AppClient:
@@ -53,10 +59,8 @@ class AppClient:
         task = switch.enter()
         try:
             return await method(request, timeout=timeout)
-        except grpc.aio.AioRpcError as exc:
-            raise from_status(exc.code(), exc.details() or "") from None
-        except grpc.aio.UsageError as exc:  # the channel was closed
-            raise Unavailable(f"the client cannot call any more: {exc}") from None
+        except (grpc.aio.AioRpcError, grpc.aio.UsageError) as exc:
+            raise call_error(exc) from None
         except asyncio.CancelledError:
             switch.cancelled(task)  # the switch's cancel becomes its exception
             raise
@@ -70,6 +74,16 @@ class AppClient:
     @property
     def shut_down(self) -> bool:
         return self._shutdown_task is not None
+
+    async def _read_stream(self, stream: Any) -> Any:
+        """The next message of a server stream, None at its end; a non-OK
+        status becomes its `errors` exception; `shutdown()` interrupts it."""
+        async with self._kill_switch:
+            try:
+                message = await stream.read()
+            except grpc.aio.AioRpcError as exc:
+                raise call_error(exc) from None
+        return None if message is grpc.aio.EOF else message
 
     async def shutdown(self, timeout: float = SOFT_SHUTDOWN_TIMEOUT) -> None:
         """Ask the app to stop, then force it; idempotent, never hangs."""

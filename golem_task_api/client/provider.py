@@ -5,13 +5,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import grpc
-
 from golem_task_api import convert
 from golem_task_api.client.app_client import AppClient
 from golem_task_api.client.channel import CONNECTION_TIMEOUT
 from golem_task_api.client.service import TaskApiService
-from golem_task_api.errors import Unavailable, Unimplemented, from_status
+from golem_task_api.errors import Unavailable, Unimplemented
 from golem_task_api.progress.events import ProgressUpdate, progress_args
 from golem_task_api.progress.throttle import Throttle
 from golem_task_api.proto import golem_task_api_pb2 as pb
@@ -129,7 +127,7 @@ class ProviderAppClient(AppClient):
             stream = self._stub.ComputeWithProgress(request, timeout=timeout)
             try:
                 while True:
-                    event = await self._read(stream)
+                    event = await self._read_stream(stream)
                     if event is None:
                         raise Unavailable("the provider app ended its stream without a result")
                     if event.HasField("result"):
@@ -150,15 +148,6 @@ class ProviderAppClient(AppClient):
         # nothing behind.
         await self._wait_for_exit()
         yield result
-
-    async def _read(self, stream: Any) -> Any:
-        """The next message of a stream, None at its end; errors mapped."""
-        async with self._kill_switch:
-            try:
-                message = await stream.read()
-            except grpc.aio.AioRpcError as exc:
-                raise from_status(exc.code(), exc.details() or "") from None
-        return None if message is grpc.aio.EOF else message
 
     async def run_benchmark(self, *, timeout: float | None = None) -> float:
         reply = await self._one_request(self._stub.RunBenchmark, pb.RunBenchmarkRequest(), timeout)

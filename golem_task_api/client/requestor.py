@@ -3,14 +3,12 @@
 from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar
 
-import grpc
-
 from golem_task_api import convert
 from golem_task_api.client.app_client import AppClient
 from golem_task_api.client.channel import CONNECTION_TIMEOUT
 from golem_task_api.client.service import TaskApiService
 from golem_task_api.enums import VerifyResult
-from golem_task_api.errors import Unavailable, from_status
+from golem_task_api.errors import Unavailable
 from golem_task_api.progress.events import ProgressUpdate, progress_args
 from golem_task_api.proto import golem_task_api_pb2 as pb
 from golem_task_api.proto import golem_task_api_pb2_grpc as pb_grpc
@@ -169,14 +167,7 @@ class RequestorAppClient(AppClient):
         )
         stream = self._stub.WatchTaskProgress(request)
         try:
-            while True:
-                async with self._kill_switch:
-                    try:
-                        event = await stream.read()
-                    except grpc.aio.AioRpcError as exc:
-                        raise from_status(exc.code(), exc.details() or "") from None
-                if event is grpc.aio.EOF:
-                    return
+            while (event := await self._read_stream(stream)) is not None:
                 yield ProgressUpdate.from_event(event)
         finally:
             stream.cancel()
