@@ -6,7 +6,6 @@ skips it).
 
 import asyncio
 import contextlib
-import json
 import os
 import resource
 import signal
@@ -19,13 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from golem_task_api.entrypoint import parse_announce_line
+
 if TYPE_CHECKING:
     import grpc
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The line our entrypoint prints when it listens; the bench's own servers
 # print the same, so one launcher serves both.
-ANNOUNCE_PREFIX = "golem-task-api-listening "
 START_TIMEOUT = 30.0
 
 
@@ -48,13 +48,8 @@ def child_env(*, cached_bytecode: bool = True) -> dict[str, str]:
 
 def parse_announce(line: str) -> int | None:
     """The port of an announce line, or None for any other line."""
-    if not line.startswith(ANNOUNCE_PREFIX):
-        return None
-    try:
-        info = json.loads(line[len(ANNOUNCE_PREFIX):])
-    except ValueError:
-        return None
-    port = info.get("port") if isinstance(info, dict) else None
+    info = parse_announce_line(line)
+    port = info.get("port") if info is not None else None
     return port if isinstance(port, int) else None
 
 
