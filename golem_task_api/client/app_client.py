@@ -99,7 +99,9 @@ class AppClient:
                     await asyncio.wait_for(self._soft_shutdown(), timeout)
                 except (TimeoutError, TaskApiError, grpc.RpcError, OSError) as exc:
                     logger.info("soft shutdown failed (%s): stopping the app", exc or type(exc))
-                await self._force_stop(timeout)
+            # Also for an app already dead: it is reaped (its exit code known)
+            # and its log closed, whatever group members it left behind killed.
+            await self._force_stop(timeout)
         finally:
             await self._channel.close()
 
