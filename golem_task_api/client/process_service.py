@@ -189,6 +189,7 @@ class ProcessService(TaskApiService):
         stop_grace: float = STOP_GRACE,
     ) -> None:
         self._launched: Launched | None = None
+        self._released: Launched | None = None
         self._reader: asyncio.Task[None] | None = None
         self._tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
         self._log_file: IO[str] | None = None
@@ -330,8 +331,8 @@ class ProcessService(TaskApiService):
     async def _kill_group(self) -> None:
         """Kill whatever is left of the group, wait for the app, close the log."""
         launched = self._launched
-        if launched is None:
-            return
+        if launched is None or launched is self._released:
+            return  # shutdown() after the app's own exit comes here twice
         launched.kill()
         await launched.wait()
         reader = self._reader
@@ -345,6 +346,7 @@ class ProcessService(TaskApiService):
                                launched.pid)
                 reader.cancel()
         await launched.release()
+        self._released = launched
         self._close_log()
 
     def _close_log(self) -> None:

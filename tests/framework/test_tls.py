@@ -138,6 +138,29 @@ async def test_our_client_with_a_refused_certificate_fails_and_stops_the_app(cer
     await bounded(service.wait_until_shutdown_complete(), "the app's stop")
 
 
+@pytest.mark.parametrize("case", ["untrusted server", "plaintext server"])
+async def test_a_failed_handshake_is_an_error_at_once(certs, tmp_path, case: str) -> None:
+    """Not a wait for the whole connection timeout (15 s by default): the
+    certificates will not change. Unavailable, never DeadlineExceeded."""
+    if case == "untrusted server":
+        server_dir, client_tls = certs["server"], tls.create_client_ssl_context(
+            certs["client"], certs["server2"]
+        )
+    else:
+        server_dir = tmp_path / "plain"
+        server_dir.mkdir()
+        client_tls = tls.create_client_ssl_context(certs["client"], certs["server"])
+    service = InlineTaskApiService(server_dir, requestor_handler=EchoRequestor())
+    with pytest.raises(errors.Unavailable, match="TLS handshake with the app failed"):
+        await bounded(
+            RequestorAppClient.create(
+                service, port=0, ssl_context=client_tls, connection_timeout=10 * BOUND
+            ),
+            "a client refusing the server",
+        )
+    await bounded(service.wait_until_shutdown_complete(), "the app's stop")
+
+
 @pytest.mark.parametrize("missing", SERVER_FILES)
 async def test_incomplete_server_files_are_an_error(servers, certs, missing: str) -> None:
     (certs["server"] / missing).unlink()
