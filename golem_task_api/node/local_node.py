@@ -25,6 +25,8 @@ from typing import Self
 import psutil  # type: ignore[import-untyped, unused-ignore]
 
 from golem_task_api.node.app_registry import AppRegistry
+from golem_task_api.node.cluster.cluster import DaskCluster, check_address
+from golem_task_api.node.cluster.nodes import cluster_compute_node, cluster_node_ids
 from golem_task_api.node.compute.capacity import DEFAULT_MEMORY_FRACTION, CapacityConfig
 from golem_task_api.node.compute.node import ComputeNode
 from golem_task_api.node.compute.process import DEFAULT_TERM_GRACE
@@ -67,8 +69,11 @@ class LocalNodeConfig:
     requestor_factory: ServiceFactory = local_requestor_service
     provider_services: ProviderServices | None = None
     provider_update_interval: float = PROVIDER_UPDATE_INTERVAL
+    cluster: str | None = None
 
     def __post_init__(self) -> None:
+        if self.cluster is not None:
+            check_address(self.cluster)
         if self.providers < 1:
             raise ValueError(f"a node needs at least one provider, got {self.providers}")
         if self.slots is not None and self.slots < 1:
@@ -104,6 +109,7 @@ class LocalNode:
         self._nodes: dict[str, ComputeNode] = {}
         self._environments: list[Environment] = []
         self._warm: WarmStartEnvironment | None = None
+        self._cluster: DaskCluster | None = None
         self._recorder: ProgressRecorder | None = None
         self._manager: TaskManager | None = None
 
@@ -150,7 +156,10 @@ class LocalNode:
         for app in apps.kill_leftovers():
             logger.warning("killed the requestor app %s a crashed node left running", app)
         services = self.config.provider_services or self._provider_services()
-        await self._start_compute_nodes(services)
+        if self.config.cluster is not None:
+            await self._start_cluster_nodes(self.config.cluster, services)
+        else:
+            await self._start_compute_nodes(services)
         context = NodeContext(
             db=db,
             events=self.events,
@@ -172,7 +181,7 @@ class LocalNode:
     def _provider_services(self) -> ProviderServices:
         log_dir = self.dirs.logs_dir
         environments: list[Environment] = []
-        if self.config.warm_start:
+        if self.config.warm_start and self.config.cluster is None:
             self._warm = WarmStartEnvironment(log_dir, stop_grace=DEFAULT_TERM_GRACE)
             environments.append(self._warm)
         environments.append(LocalEnvironment(log_dir, stop_grace=DEFAULT_TERM_GRACE))
@@ -204,6 +213,23 @@ class LocalNode:
             await node.start()
             self._nodes[node_id] = node
 
+    async def _start_cluster_nodes(self, address: str, services: ProviderServices) -> None:
+        cluster = self._cluster = DaskCluster(address)
+        workers = await cluster.connect()
+        wanted = cluster_node_ids(len(workers))
+        for path in sorted(self.dirs.providers_dir.iterdir()):
+            if path.is_dir() and path.name not in wanted:
+                await self._retire(path, services)
+        for node_id, worker in zip(wanted, workers, strict=True):
+            node = cluster_compute_node(
+                self.dirs.provider_dir(node_id), cluster, worker, self.registry,
+                update_interval=self.config.provider_update_interval,
+            )
+            await node.start()
+            self._nodes[node_id] = node
+            logger.info("compute node %s runs on the Dask worker %s (%d threads)",
+                        node_id, worker.address, worker.threads)
+
     async def _retire(self, path: Path, services: ProviderServices) -> None:
         await retire_compute_node(path, self.registry, services)
 
@@ -218,6 +244,9 @@ class LocalNode:
             with contextlib.suppress(Exception):
                 await node.stop()
         self._nodes.clear()
+        if self._cluster is not None:
+            cluster, self._cluster = self._cluster, None
+            await cluster.close()
         environments, self._environments = self._environments, []
         for env in environments:
             with contextlib.suppress(Exception):

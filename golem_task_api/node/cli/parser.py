@@ -93,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="append every event to FILE as JSON lines")
     run.add_argument("--cold", action="store_true",
                      help="start every provider as a new process (no warm start)")
+    run.add_argument("--cluster", default=None, metavar="ADDRESS",
+                     help="run the subtasks on a Dask cluster: its scheduler's address"
+                          " (tcp://host:8786), or local:N for N local worker processes;"
+                          " each worker is a compute node (needs the cluster extra)")
     run.add_argument("--plain", action="store_true",
                      help="plain progress lines even on a terminal")
 
@@ -106,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--slots", type=_positive_int, default=None, metavar="N")
     resume.add_argument("--events", default=None, metavar="FILE")
     resume.add_argument("--cold", action="store_true")
+    resume.add_argument("--cluster", default=None, metavar="ADDRESS",
+                        help="as for run: the Dask cluster to compute on")
     resume.add_argument("--plain", action="store_true")
 
     status = commands.add_parser(

@@ -21,12 +21,14 @@ from golem_task_api.node.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_USAGE,
     UsageError,
     error,
     work_dir,
 )
 from golem_task_api.node.cli.session import drive, setup_logging
 from golem_task_api.node.cli.view import short
+from golem_task_api.node.cluster.cluster import ClusterError
 from golem_task_api.node.local_node import LocalNode, LocalNodeConfig
 from golem_task_api.node.state import NodeBusy, TaskRow, TaskState
 
@@ -90,8 +92,7 @@ def command(args: argparse.Namespace) -> int:
     output = check_output(args.output)
     work = work_dir(args)
     setup_logging(work / "logs", bool(getattr(args, "verbose", False)))
-    config = LocalNodeConfig(providers=args.providers, slots=args.slots,
-                             warm_start=not args.cold)
+    config = node_config(args, args.providers)
     submitted: list[str] = []
 
     def start(node: LocalNode) -> list["asyncio.Task[TaskRow]"]:
@@ -114,12 +115,24 @@ def command(args: argparse.Namespace) -> int:
     except NodeBusy as exc:
         error(str(exc))
         return EXIT_BUSY
+    except ClusterError as exc:
+        error(str(exc))
+        return EXIT_USAGE
     if outcome.interrupted or not outcome.tasks:
         task_id = short(submitted[0]) if submitted else "?"
         error(f"interrupted: task {task_id} is unfinished; continue it with"
               f" `golem-task-api resume`, or stop it with `golem-task-api abort {task_id}`")
         return EXIT_INTERRUPTED
     return report(outcome.tasks[0], time.monotonic() - started)
+
+
+def node_config(args: argparse.Namespace, providers: int) -> LocalNodeConfig:
+    """The node of `run` and `resume`: local compute nodes, or a cluster's workers."""
+    try:
+        return LocalNodeConfig(providers=providers, slots=args.slots, warm_start=not args.cold,
+                               cluster=args.cluster)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def report(task: TaskRow, seconds: float | None = None) -> int:
@@ -134,4 +147,4 @@ def report(task: TaskRow, seconds: float | None = None) -> int:
     return EXIT_FAILED
 
 
-__all__ = ["check_inputs", "check_output", "command", "load_params", "report"]
+__all__ = ["check_inputs", "check_output", "command", "load_params", "node_config", "report"]

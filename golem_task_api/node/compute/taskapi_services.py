@@ -103,13 +103,13 @@ async def run_on_provider(
         return await asyncio.shield(task)
     except asyncio.CancelledError:
         if serving:
-            await _uninterrupted(_stop(service))
+            await uninterrupted(_stop(service))
         # Still starting: cancelling the start stops what it started.
         task.cancel()
-        await _uninterrupted(asyncio.wait([task]))
+        await uninterrupted(asyncio.wait([task]))
         if not task.cancelled() and task.exception() is not None:
             logger.debug("the cancelled provider request ended with %r", task.exception())
-        await _uninterrupted(_stop(service))
+        await uninterrupted(_stop(service))
         raise
 
 
@@ -122,7 +122,7 @@ async def _stop(service: TaskApiService) -> None:
         logger.exception("stopping the provider app failed")
 
 
-async def _uninterrupted(awaitable: Awaitable[object]) -> None:
+async def uninterrupted(awaitable: Awaitable[object]) -> None:
     """Await to the end even through further cancels (the caller re-raises after)."""
     future = asyncio.ensure_future(awaitable)
     while not future.done():
@@ -134,4 +134,4 @@ async def _uninterrupted(awaitable: Awaitable[object]) -> None:
         future.exception()
 
 
-__all__ = ["ProviderServices", "ServiceFactory", "run_on_provider"]
+__all__ = ["ProviderServices", "ServiceFactory", "run_on_provider", "uninterrupted"]
