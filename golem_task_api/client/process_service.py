@@ -256,6 +256,9 @@ class ProcessService(TaskApiService):
             self._close_log()
             raise
         announced: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        # A start given up (timed out, cancelled) no longer reads what the
+        # reader sets later: that is expected, not a lost error.
+        announced.add_done_callback(_retrieve)
         self._reader = asyncio.ensure_future(self._read_output(launched, announced))
         try:
             port = await asyncio.wait_for(asyncio.shield(announced), self._start_timeout)
@@ -353,6 +356,11 @@ class ProcessService(TaskApiService):
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
+
+
+def _retrieve(future: "asyncio.Future[int]") -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 __all__ = [
