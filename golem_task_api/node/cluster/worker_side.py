@@ -7,8 +7,9 @@ a scratch dir of its own that is removed afterwards. Files travel as bytes
 
 Progress goes back as Dask structured events on `PROGRESS_TOPIC` (the node
 subscribes once and routes by execution id); a cancel comes as the Dask
-`Event` named in the job being set. These functions are called by Dask in a
-worker thread, so each runs its own event loop.
+`Event` named in the job being set (looked at every `CANCEL_POLL`). These
+functions are called by Dask in a worker thread, so each runs its own event
+loop.
 """
 
 import asyncio
@@ -32,7 +33,7 @@ from golem_task_api.node.envs.base import AppSpec
 
 PROGRESS_TOPIC = "golem-task-api-progress"
 # How often a running subtask looks whether the node cancelled it.
-CANCEL_POLL = 0.2
+CANCEL_POLL = 0.5
 
 
 @dataclass(frozen=True)
@@ -100,9 +101,13 @@ async def _run_subtask(job: WorkerJob) -> WorkerOutcome:
         runner = TaskApiRunner(_registry(job.app), update_interval=job.update_interval)
         run = asyncio.ensure_future(runner.run(run_job, report))
         cancel = Event(job.cancel_event)
-        while not run.done():
-            # Event.wait blocks: in a thread, while the run goes on in this loop.
-            if await asyncio.to_thread(cancel.wait, CANCEL_POLL):
+        while True:
+            # Not a blocking Event.wait in a thread: the run's end would wait
+            # for that thread's timeout. One small scheduler call per poll.
+            done, _ = await asyncio.wait([run], timeout=CANCEL_POLL)
+            if done:
+                break
+            if await asyncio.to_thread(cancel.is_set):
                 run.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await run  # the runner returns once the app's group is dead
