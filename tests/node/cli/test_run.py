@@ -48,6 +48,24 @@ def test_tutorial_task_end_to_end(cli: Cli, tmp_path: Path) -> None:
         db.close()
 
 
+def test_tutorial_task_on_a_local_dask_cluster(cli: Cli, tmp_path: Path) -> None:
+    data = tmp_path / "data.bin"
+    data.write_bytes(b"the cli on a cluster")
+    params = json.dumps({"difficulty": 8, "search_space": 30_000, "resources": ["data.bin"]})
+    done = cli.run("run", "tutorial", "--params", params, "--input", str(data),
+                   "--subtasks", "2", "--output", str(cli.output), "--cluster", "local:2",
+                   "--events", str(cli.events))
+    assert done.returncode == 0, done.stderr
+    result = json.loads((cli.output / "result.json").read_text())
+    assert result["nonces"] == pow.search(b"the cli on a cluster", 0, 30_000, 8)
+    db = NodeDB(cli.work_dir / "node.db", create=False)
+    try:
+        (task,) = db.tasks()
+        assert {s.node_id for s in db.subtasks(task.task_id)} <= {"cluster-1", "cluster-2"}
+    finally:
+        db.close()
+
+
 def test_work_dir_from_the_environment(cli: Cli, tmp_path: Path) -> None:
     cli.env["GOLEM_TASK_API_WORK_DIR"] = str(tmp_path / "from-env")
     data = tmp_path / "input.txt"
@@ -93,6 +111,8 @@ def test_task_timeout_exits_1(cli: Cli) -> None:
         ({"input": "missing.txt"}, "input file missing.txt does not exist"),
         ({"subtasks": "0"}, "'0' must be at least 1"),
         ({"timeout": "-5"}, "must be a positive number of seconds"),
+        ({"cluster": "scheduler:8786"}, "neither local:N nor a scheduler address"),
+        ({"cluster": "local:0"}, "local:N needs N >= 1 workers"),
     ],
 )
 def test_bad_input_exits_2_and_starts_nothing(
@@ -105,7 +125,8 @@ def test_bad_input_exits_2_and_starts_nothing(
     done = subprocess.run(
         [*CLI, "run", words["app"], "--params", words["params"], "--input", words["input"],
          "--subtasks", words["subtasks"], "--timeout", words["timeout"],
-         "--output", str(tmp_path / "out"), "--work-dir", str(cli.work_dir)],
+         "--output", str(tmp_path / "out"), "--work-dir", str(cli.work_dir),
+         *(["--cluster", words["cluster"]] if "cluster" in words else [])],
         check=False,
         env=cli.env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
     )
