@@ -9,8 +9,8 @@
   providers started cold too (`warm_start=False`): the same parallelism and
   the same provider start, without Dask. For reference, the node's default
   (providers forked from a warm-start template, which workers do not do).
-- Each task: `bench.apps.counted_app` with N trivial subtasks (as
-  `node_e2e`), so the figure is the per-subtask cost of the way there and
+- Each task: `bench.apps.counted_app` with N trivial subtasks (`node_e2e`'s
+  task, checked the same way), so the figure is the per-subtask cost of the way there and
   back, not of the computation. Sides interleaved (ABAB..., order rotating),
   medians of the rounds.
 
@@ -24,9 +24,7 @@ work wherever it ran.
 
 import argparse
 import asyncio
-import itertools
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -37,17 +35,13 @@ from pathlib import Path
 
 import psutil
 
-from bench._common import REPO_ROOT, Summary, child_env, paired_ratios, print_table
-from bench.apps import counted_app
+from bench._common import Summary, child_env, paired_ratios, print_table
+from bench.node_e2e import run_task
 from golem_task_api.node.local_node import LocalNode, LocalNodeConfig
-from golem_task_api.node.state import AppRef, SubtaskState, TaskState
 
 DEFAULT_SUBTASKS = 40
 DEFAULT_ROUNDS = 3
 SIDES = ("cluster local:2", "local 2 nodes, cold", "local 2 nodes, warm")
-APP = AppRef(key="counted_app", module="bench.apps.counted_app", cwd=str(REPO_ROOT),
-             definition=counted_app.DEFINITION)
-_ids = itertools.count(1)
 
 
 @dataclass
@@ -67,21 +61,6 @@ def tree_cpu() -> float:
             continue  # ended meanwhile: its parent's children times hold it
         total += times.user + times.system + times.children_user + times.children_system
     return total
-
-
-async def run_task(node: LocalNode, root: Path, subtasks: int) -> None:
-    output = root / f"out{next(_ids)}"
-    task = node.manager.submit(
-        app=APP, params={}, inputs=[], max_subtasks=subtasks, output_dir=output,
-    )
-    final = await node.manager.run(task.task_id)
-    if final.state is not TaskState.COMPLETED:
-        raise RuntimeError(f"task {task.task_id} {final.state.value}: {final.error}")
-    rows = node.db.subtasks(task.task_id)
-    verified = sum(1 for row in rows if row.state is SubtaskState.VERIFIED)
-    if verified != subtasks:
-        raise RuntimeError(f"task {task.task_id}: {verified} subtasks verified, not {subtasks}")
-    shutil.rmtree(output)
 
 
 async def measured(side: Side, count: int, run: Callable[[int], Awaitable[None]]) -> None:

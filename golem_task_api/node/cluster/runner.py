@@ -22,7 +22,7 @@ import uuid
 from typing import Any
 
 from golem_task_api.errors import InvalidArgument
-from golem_task_api.node.app_registry import AppRegistry, UnknownApp
+from golem_task_api.node.app_registry import AppRegistry
 from golem_task_api.node.cluster.cluster import DaskCluster
 from golem_task_api.node.cluster.packing import pack, unpack
 from golem_task_api.node.cluster.worker_side import (
@@ -34,7 +34,7 @@ from golem_task_api.node.cluster.worker_side import (
 from golem_task_api.node.compute.runner import ProgressReporter, RunJob, RunResult
 from golem_task_api.node.compute.taskapi_benchmark import DEFAULT_BENCHMARK_TIMEOUT
 from golem_task_api.node.compute.taskapi_layout import ExecutionLayout
-from golem_task_api.node.compute.taskapi_runner import DEFAULT_UPDATE_INTERVAL
+from golem_task_api.node.compute.taskapi_runner import DEFAULT_UPDATE_INTERVAL, subtask_of
 from golem_task_api.node.compute.taskapi_services import uninterrupted
 from golem_task_api.validation import resolve_inside
 
@@ -85,13 +85,10 @@ class DaskRunner:
     async def _job(self, job: RunJob) -> WorkerJob | RunResult:
         """What the worker gets, or why there is nothing to send."""
         execution = job.execution
-        work = execution.work
-        if work is None:
-            return RunResult.failed("the execution has no subtask to compute")
-        try:
-            app = self.registry.get(execution.app_id)
-        except UnknownApp as exc:
-            return RunResult.failed(str(exc))
+        found = subtask_of(self.registry, execution)
+        if isinstance(found, RunResult):
+            return found
+        app, work = found
         names = [path.name for path in work.resources]
         if len(set(names)) != len(names):
             return RunResult.failed("cannot place the subtask's resources: two share a name")

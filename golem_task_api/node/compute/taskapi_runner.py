@@ -24,6 +24,8 @@ from golem_task_api.client.channel import CONNECTION_TIMEOUT
 from golem_task_api.client.provider import ComputeResult, ProviderAppClient
 from golem_task_api.client.service import TaskApiService
 from golem_task_api.node.app_registry import AppRegistry, UnknownApp
+from golem_task_api.node.compute.execution import Execution
+from golem_task_api.node.compute.offers import SubtaskWork
 from golem_task_api.node.compute.process import record_process_group
 from golem_task_api.node.compute.runner import (
     ProgressReporter,
@@ -33,7 +35,7 @@ from golem_task_api.node.compute.runner import (
 )
 from golem_task_api.node.compute.taskapi_layout import ExecutionLayout
 from golem_task_api.node.compute.taskapi_services import ProviderServices, run_on_provider
-from golem_task_api.node.envs.base import NoEnvironment
+from golem_task_api.node.envs.base import AppSpec, NoEnvironment
 from golem_task_api.progress.events import ProgressUpdate as ClientProgress
 from golem_task_api.validation import resolve_inside
 
@@ -76,13 +78,10 @@ class TaskApiRunner:
 
     async def run(self, job: RunJob, report_progress: ProgressReporter) -> RunResult:
         execution = job.execution
-        work = execution.work
-        if work is None:
-            return RunResult.failed("the execution has no subtask to compute")
-        try:
-            app = self.registry.get(execution.app_id)
-        except UnknownApp as exc:
-            return RunResult.failed(str(exc))
+        found = subtask_of(self.registry, execution)
+        if isinstance(found, RunResult):
+            return found
+        app, work = found
         layout = ExecutionLayout(job.workdir, execution.task_id)
         try:
             await asyncio.to_thread(layout.prepare, work.subtask_id, work.resources)
@@ -132,6 +131,18 @@ class TaskApiRunner:
         return RunResult.succeeded(path)
 
 
+def subtask_of(
+    registry: AppRegistry, execution: Execution
+) -> tuple[AppSpec, SubtaskWork] | RunResult:
+    """The app and the subtask of an execution, or the failed run if there is none."""
+    if execution.work is None:
+        return RunResult.failed("the execution has no subtask to compute")
+    try:
+        return registry.get(execution.app_id), execution.work
+    except UnknownApp as exc:
+        return RunResult.failed(str(exc))
+
+
 def _recorder(group_file: Path) -> Callable[[TaskApiService], None]:
     def record(service: TaskApiService) -> None:
         # Local, warm and sandboxed apps lead a process group of their own.
@@ -165,4 +176,4 @@ def _failure(app_name: str, exc: BaseException, service: TaskApiService) -> RunR
     return RunResult.failed(reason, retryable=not isinstance(exc, _SUBTASK_FAULTS))
 
 
-__all__ = ["DEFAULT_UPDATE_INTERVAL", "TaskApiRunner"]
+__all__ = ["DEFAULT_UPDATE_INTERVAL", "TaskApiRunner", "subtask_of"]
