@@ -30,8 +30,9 @@ def unpack(data: bytes, destination: Path) -> list[str]:
     destination.mkdir(parents=True, exist_ok=True)
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
-            members = archive.getmembers()
-            archive.extractall(destination, filter="data")
+            # The names as extracted: the filter strips leading slashes.
+            members = [tarfile.data_filter(m, str(destination)) for m in archive.getmembers()]
+            archive.extractall(destination, members=members, filter="fully_trusted")
     except (tarfile.TarError, OSError) as exc:
         raise InvalidArgument(f"a bad archive of files: {exc}") from None
     return sorted({Path(member.name).parts[0] for member in members if member.name})
