@@ -25,7 +25,7 @@ from typing import Self
 import psutil  # type: ignore[import-untyped, unused-ignore]
 
 from golem_task_api.node.app_registry import AppRegistry
-from golem_task_api.node.cluster.cluster import DaskCluster, check_address
+from golem_task_api.node.cluster.cluster import DaskCluster, WorkerInfo, check_address
 from golem_task_api.node.cluster.nodes import cluster_compute_node, cluster_node_ids
 from golem_task_api.node.compute.capacity import DEFAULT_MEMORY_FRACTION, CapacityConfig
 from golem_task_api.node.compute.node import ComputeNode
@@ -221,14 +221,34 @@ class LocalNode:
             if path.is_dir() and path.name not in wanted:
                 await self._retire(path, services)
         for node_id, worker in zip(wanted, workers, strict=True):
-            node = cluster_compute_node(
-                self.dirs.provider_dir(node_id), cluster, worker, self.registry,
-                update_interval=self.config.provider_update_interval,
-            )
+            await self._add_cluster_node(cluster, node_id, worker)
+        cluster.on_worker_added(self._worker_joined)
+
+    async def _worker_joined(self, worker: WorkerInfo) -> None:
+        cluster = self._cluster
+        if cluster is None:
+            return  # stopping
+        node_id = cluster_node_ids(len(self._nodes) + 1)[-1]
+        node = await self._add_cluster_node(cluster, node_id, worker)
+        if self._manager is not None:
+            await self._manager.add_node(node_id, node)
+
+    async def _add_cluster_node(
+        self, cluster: DaskCluster, node_id: str, worker: WorkerInfo
+    ) -> ComputeNode:
+        node = cluster_compute_node(
+            self.dirs.provider_dir(node_id), cluster, worker, self.registry,
+            update_interval=self.config.provider_update_interval,
+        )
+        try:
             await node.start()
-            self._nodes[node_id] = node
-            logger.info("compute node %s runs on the Dask worker %s (%d threads)",
-                        node_id, worker.address, worker.threads)
+        except BaseException:
+            await node.stop()
+            raise
+        self._nodes[node_id] = node
+        logger.info("compute node %s runs on the Dask worker %s (%d threads)",
+                    node_id, worker.address, worker.threads)
+        return node
 
     async def _retire(self, path: Path, services: ProviderServices) -> None:
         await retire_compute_node(path, self.registry, services)
@@ -237,6 +257,8 @@ class LocalNode:
         """Stop the task runs (unfinished tasks stay so), the apps, the compute nodes.
 
         Idempotent."""
+        if self._cluster is not None:
+            await self._cluster.stop_watching()  # no compute node added from now on
         if self._manager is not None:
             manager, self._manager = self._manager, None
             await manager.aclose()

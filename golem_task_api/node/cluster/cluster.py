@@ -6,7 +6,8 @@ this package and the apps installed, as on the node) or, with `local:N`, a
 subtask is a process of its own, the thread only waits for it).
 
 Each worker becomes one compute node of the local node, with the worker's
-threads as CPU slots and its memory limit as memory. Progress events of all
+threads as CPU slots and its memory limit as memory; a worker that joins
+later (a scaled or adaptive cluster) is announced to `on_worker_added`. Progress events of all
 workers come through one subscription and are routed by execution id.
 """
 
@@ -15,7 +16,7 @@ import contextlib
 import dataclasses
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +77,10 @@ class DaskCluster:
         self._client: Any = None
         self._listeners: dict[str, Callable[[Progress], None]] = {}
         self._gone: dict[str, asyncio.Event] = {}
+        self._known: set[str] = set()
+        self._on_added: Callable[[WorkerInfo], Awaitable[None]] | None = None
+        self._adding: set[asyncio.Task[None]] = set()
+        self._add_lock = asyncio.Lock()
 
     @property
     def client(self) -> Any:
@@ -113,19 +118,17 @@ class DaskCluster:
         # The scheduler's own log: a worker that leaves strands the runs
         # pinned to it (they would wait for it for ever).
         self._client.subscribe_topic(_SCHEDULER_TOPIC, self._on_scheduler_event)
-        workers = [
-            WorkerInfo(
-                address=address,
-                name=str(info.get("name", address)),
-                threads=int(info.get("nthreads", 1)) or 1,
-                memory_bytes=int(info.get("memory_limit") or 0),
-            )
-            for address, info in identity.get("workers", {}).items()
-        ]
+        workers = _workers(identity)
         if not workers:
             await self.close()
             raise ClusterError(f"the Dask cluster {self.address} has no workers")
-        return sorted(workers, key=lambda w: (w.name, w.address))
+        self._known.update(worker.address for worker in workers)
+        return workers
+
+    def on_worker_added(self, callback: Callable[[WorkerInfo], Awaitable[None]]) -> None:
+        """Call `callback` with each worker that joins from now on (an adaptive
+        or scaled cluster); one at a time, in the order they joined."""
+        self._on_added = callback
 
     def worker_gone(self, address: str) -> bool:
         return self._gone_event(address).is_set()
@@ -139,10 +142,34 @@ class DaskCluster:
 
     def _on_scheduler_event(self, event: tuple[float, Any]) -> None:
         _time, message = event
-        if isinstance(message, dict) and message.get("action") == "remove-worker":
-            address = str(message.get("worker", ""))
+        if not isinstance(message, dict):
+            return
+        action, address = message.get("action"), str(message.get("worker", ""))
+        if action == "remove-worker":
             logger.warning("the Dask worker %s left the cluster", address)
             self._gone_event(address).set()
+        elif action == "add-worker" and address not in self._known:
+            self._known.add(address)
+            task = asyncio.ensure_future(self._added(address))
+            self._adding.add(task)
+            task.add_done_callback(self._adding.discard)
+
+    async def _added(self, address: str) -> None:
+        # Serialised: node ids are given in the order workers joined.
+        async with self._add_lock:
+            try:
+                identity = await self.client.scheduler.identity(n_workers=-1)
+            except (OSError, RuntimeError) as exc:
+                logger.warning("cannot read the new Dask worker %s: %s", address, exc)
+                return
+            found = [w for w in _workers(identity) if w.address == address]
+            if not found or self._on_added is None or self.worker_gone(address):
+                return
+            logger.info("the Dask worker %s joined the cluster", address)
+            try:
+                await self._on_added(found[0])
+            except Exception:
+                logger.exception("adding the Dask worker %s failed", address)
 
     def listen(self, execution_id: str, callback: Callable[[Progress], None]) -> None:
         self._listeners[execution_id] = callback
@@ -166,7 +193,16 @@ class DaskCluster:
             return
         callback(update)
 
+    async def stop_watching(self) -> None:
+        """No more `on_worker_added` calls; one in progress is cancelled."""
+        self._on_added = None
+        adding = list(self._adding)
+        for task in adding:
+            task.cancel()
+        await asyncio.gather(*adding, return_exceptions=True)
+
     async def close(self) -> None:
+        await self.stop_watching()
         client, self._client = self._client, None
         if client is not None:
             for topic in (PROGRESS_TOPIC, _SCHEDULER_TOPIC):
@@ -178,6 +214,20 @@ class DaskCluster:
         if local is not None:
             with contextlib.suppress(Exception):
                 await local.close()
+
+
+def _workers(identity: dict[str, Any]) -> list[WorkerInfo]:
+    """The workers of the scheduler's identity, sorted by name."""
+    workers = [
+        WorkerInfo(
+            address=address,
+            name=str(info.get("name", address)),
+            threads=int(info.get("nthreads", 1)) or 1,
+            memory_bytes=int(info.get("memory_limit") or 0),
+        )
+        for address, info in identity.get("workers", {}).items()
+    ]
+    return sorted(workers, key=lambda w: (w.name, w.address))
 
 
 __all__ = ["LOCAL_PREFIX", "ClusterError", "DaskCluster", "WorkerInfo", "check_address"]

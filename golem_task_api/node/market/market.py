@@ -92,6 +92,18 @@ class ComputeMarket(AsyncClosing):
     def leases(self) -> frozenset[ComputeNodeProvider]:
         return frozenset(self._leases)
 
+    async def add_node(self, node_id: str, node: ComputeNode) -> None:
+        """A compute node that joined after the market opened (a cluster's new
+        worker); waiting `acquire` calls see it at once."""
+        check_id("node_id", node_id)
+        async with self._changed:
+            if self._closed or node_id in self._nodes:
+                return
+            self._nodes[node_id] = node
+            self._committed[node_id] = Resources()
+            self._failures[node_id] = 0
+            self._changed.notify_all()
+
     def usable(self, node_id: str) -> bool:
         return self._max_failures is None or self._failures[node_id] < self._max_failures
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from golem_task_api.errors import TaskApiError
+from golem_task_api.node.compute.node import ComputeNode
 from golem_task_api.node.compute.states import (
     ExecutionNotFound,
     ExecutionState,
@@ -128,6 +129,13 @@ class TaskManager:
             self.ctx.events.emit(TaskFailed(TaskState.FAILED.value, message),
                                  task_id=run.task_id)
             return self.ctx.db.get_task(run.task_id)
+
+    async def add_node(self, node_id: str, node: ComputeNode) -> None:
+        """A compute node added to `ctx.nodes` while the manager runs (a Dask
+        worker that joined): the running tasks may use it from now on; tasks
+        started later see it in `ctx.nodes`."""
+        for run in list(self._runs.values()):
+            await run.add_node(node_id, node)
 
     def resume_all(self) -> list["asyncio.Task[TaskRow]"]:
         """Start every unfinished task."""

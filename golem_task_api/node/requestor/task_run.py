@@ -32,6 +32,7 @@ from golem_task_api.errors import (
     Unavailable,
     Unimplemented,
 )
+from golem_task_api.node.compute.node import ComputeNode
 from golem_task_api.node.compute.offers import Offer
 from golem_task_api.node.market.market import ComputeMarket
 from golem_task_api.node.market.provider import ComputeNodeProvider
@@ -80,6 +81,13 @@ class TaskRun:
         self._stop: tuple[TaskState, str] | None = None
         self._work: asyncio.Task[None] | None = None
         self._state: RunState | None = None
+        self._market: ComputeMarket | None = None
+
+    async def add_node(self, node_id: str, node: ComputeNode) -> None:
+        """A compute node joined the node: this task may use it from now on."""
+        if self._market is not None:
+            await self._market.add_node(node_id, node)
+        self.poke()
 
     def poke(self) -> None:
         """Something changed outside (e.g. subtasks discarded): ask the app again."""
@@ -205,7 +213,7 @@ class TaskRun:
             timeout=None if task.subtask_timeout is None
             else task.subtask_timeout + NODE_TIMEOUT_GRACE,
         )
-        market = ComputeMarket(
+        market = self._market = ComputeMarket(
             ctx.nodes, offer, ctx.dirs.staging_dir / self.task_id, strategy=ctx.config.strategy
         )
         state = self._state = RunState(self.task_id, wanted=task.max_subtasks)

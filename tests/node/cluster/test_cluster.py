@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from distributed import LocalCluster
 
 from apps.tutorial import pow
 from golem_task_api.node.app_catalog import find_app
@@ -159,3 +160,31 @@ async def test_a_lost_worker_fails_its_run_and_the_other_worker_takes_it(
     finally:
         await node.stop()
     await wait_for(lambda: not scratch_processes(since), 20, "the provider apps to end")
+
+
+async def test_a_worker_that_joins_mid_task_takes_subtasks(tmp_path: Path) -> None:
+    """A cluster scaled up while a task runs (as an adaptive one does): the new
+    worker becomes a compute node and the running task uses it."""
+    cluster = LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+        dashboard_address=":0",
+    )
+    try:
+        node, recorder = await start_node(tmp_path, str(cluster.scheduler_address))
+        try:
+            assert sorted(node.nodes) == ["cluster-1"]
+            # Six subtasks of about a second each: one worker alone takes a while.
+            task = submit(node, tmp_path, b"scaled", 6, difficulty=8, search_space=9_000_000)
+            run = node.manager.start(task.task_id)
+            await computing(recorder)
+            await asyncio.to_thread(cluster.scale, 2)
+            await wait_for(lambda: "cluster-2" in node.nodes, 60, "the new worker's node")
+            final = await asyncio.wait_for(run, 120)
+            assert final.state is TaskState.COMPLETED, final.error
+            used = {s.node_id for s in node.db.subtasks(task.task_id)
+                    if s.state is SubtaskState.VERIFIED}
+            assert used == {"cluster-1", "cluster-2"}
+        finally:
+            await node.stop()
+    finally:
+        await asyncio.to_thread(cluster.close)
