@@ -36,7 +36,7 @@ from pathlib import Path
 import psutil
 
 from bench._common import Summary, child_env, paired_ratios, print_table
-from bench.node_e2e import run_task
+from bench.node_e2e import ms, run_task
 from golem_task_api.node.local_node import LocalNode, LocalNodeConfig
 
 DEFAULT_SUBTASKS = 40
@@ -112,10 +112,6 @@ async def measure(subtasks: int, rounds: int) -> dict[str, Side]:
         os.environ.clear()
         os.environ.update(saved)
     return sides
-
-
-def ms(seconds: float) -> str:
-    return f"{1000 * seconds:.1f}"
 
 
 def report(sides: dict[str, Side], subtasks: int, rounds: int) -> None:
