@@ -26,7 +26,11 @@ import psutil  # type: ignore[import-untyped, unused-ignore]
 
 from golem_task_api.node.app_registry import AppRegistry
 from golem_task_api.node.cluster.cluster import DaskCluster, WorkerInfo, check_address
-from golem_task_api.node.cluster.nodes import cluster_compute_node, cluster_node_ids
+from golem_task_api.node.cluster.nodes import (
+    cluster_compute_node,
+    cluster_node_id,
+    cluster_node_ids,
+)
 from golem_task_api.node.compute.capacity import DEFAULT_MEMORY_FRACTION, CapacityConfig
 from golem_task_api.node.compute.node import ComputeNode
 from golem_task_api.node.compute.process import DEFAULT_TERM_GRACE
@@ -196,11 +200,7 @@ class LocalNode:
 
     async def _start_compute_nodes(self, services: ProviderServices) -> None:
         wanted = node_ids(self.config.providers)
-        # Compute nodes of earlier runs that are not started now: their
-        # recovery kills what a crash left running there.
-        for path in sorted(self.dirs.providers_dir.iterdir()):
-            if path.is_dir() and path.name not in wanted:
-                await self._retire(path, services)
+        await self._retire_others(wanted, services)
         for node_id, capacity in zip(wanted, split_capacity(self.config), strict=True):
             node = taskapi_compute_node(
                 self.dirs.provider_dir(node_id),
@@ -217,9 +217,7 @@ class LocalNode:
         cluster = self._cluster = DaskCluster(address)
         workers = await cluster.connect()
         wanted = cluster_node_ids(len(workers))
-        for path in sorted(self.dirs.providers_dir.iterdir()):
-            if path.is_dir() and path.name not in wanted:
-                await self._retire(path, services)
+        await self._retire_others(wanted, services)
         for node_id, worker in zip(wanted, workers, strict=True):
             await self._add_cluster_node(cluster, node_id, worker)
         cluster.on_worker_added(self._worker_joined)
@@ -228,7 +226,7 @@ class LocalNode:
         cluster = self._cluster
         if cluster is None:
             return  # stopping
-        node_id = cluster_node_ids(len(self._nodes) + 1)[-1]
+        node_id = cluster_node_id(len(self._nodes) + 1)
         node = await self._add_cluster_node(cluster, node_id, worker)
         if self._manager is not None:
             await self._manager.add_node(node_id, node)
@@ -250,8 +248,12 @@ class LocalNode:
                     node_id, worker.address, worker.threads)
         return node
 
-    async def _retire(self, path: Path, services: ProviderServices) -> None:
-        await retire_compute_node(path, self.registry, services)
+    async def _retire_others(self, wanted: list[str], services: ProviderServices) -> None:
+        """Compute nodes of earlier runs that are not started now: their
+        recovery kills what a crash left running there."""
+        for path in sorted(self.dirs.providers_dir.iterdir()):
+            if path.is_dir() and path.name not in wanted:
+                await retire_compute_node(path, self.registry, services)
 
     async def stop(self) -> None:
         """Stop the task runs (unfinished tasks stay so), the apps, the compute nodes.

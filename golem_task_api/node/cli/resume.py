@@ -9,13 +9,11 @@ from golem_task_api.node.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
-    EXIT_USAGE,
     error,
     work_dir,
 )
 from golem_task_api.node.cli.run import node_config, report
 from golem_task_api.node.cli.session import drive, setup_logging
-from golem_task_api.node.cluster.cluster import ClusterError
 from golem_task_api.node.local_node import LocalNode
 from golem_task_api.node.state import NodeBusy, NodeDB, TaskRow
 from golem_task_api.node.workdir import NodeDirs
@@ -48,9 +46,6 @@ def command(args: argparse.Namespace) -> int:
     except NodeBusy as exc:
         error(str(exc))
         return EXIT_BUSY
-    except ClusterError as exc:
-        error(str(exc))
-        return EXIT_USAGE
     codes = [report(task, time.monotonic() - started) for task in outcome.tasks]
     if outcome.interrupted:
         error("interrupted: the unfinished tasks wait for the next `golem-task-api resume`")

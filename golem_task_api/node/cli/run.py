@@ -21,14 +21,12 @@ from golem_task_api.node.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
-    EXIT_USAGE,
     UsageError,
     error,
     work_dir,
 )
 from golem_task_api.node.cli.session import drive, setup_logging
 from golem_task_api.node.cli.view import short
-from golem_task_api.node.cluster.cluster import ClusterError
 from golem_task_api.node.local_node import LocalNode, LocalNodeConfig
 from golem_task_api.node.state import NodeBusy, TaskRow, TaskState
 
@@ -115,9 +113,6 @@ def command(args: argparse.Namespace) -> int:
     except NodeBusy as exc:
         error(str(exc))
         return EXIT_BUSY
-    except ClusterError as exc:
-        error(str(exc))
-        return EXIT_USAGE
     if outcome.interrupted or not outcome.tasks:
         task_id = short(submitted[0]) if submitted else "?"
         error(f"interrupted: task {task_id} is unfinished; continue it with"

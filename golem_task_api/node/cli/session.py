@@ -18,7 +18,9 @@ from typing import Any
 
 from rich.console import Console
 
+from golem_task_api.node.cli.common import UsageError
 from golem_task_api.node.cli.view import LiveView, PlainView
+from golem_task_api.node.cluster.cluster import ClusterError
 from golem_task_api.node.local_node import LocalNode, LocalNodeConfig
 from golem_task_api.node.requestor.events import JsonLinesSink
 from golem_task_api.node.state import TaskRow
@@ -73,7 +75,10 @@ async def drive(
     stop = asyncio.Event()
     signals = (signal.SIGINT, signal.SIGTERM)
     try:
-        await node.start()
+        try:
+            await node.start()
+        except ClusterError as exc:
+            raise UsageError(str(exc)) from None  # nothing started: exit 2, as bad input
         for sig in signals:
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGUSR1, node.manager.wake_requests)

@@ -24,8 +24,12 @@ from golem_task_api.node.compute.taskapi_services import ProviderServices
 CLUSTER_NODE_PREFIX = "cluster-"
 
 
+def cluster_node_id(number: int) -> str:
+    return f"{CLUSTER_NODE_PREFIX}{number}"
+
+
 def cluster_node_ids(count: int) -> list[str]:
-    return [f"{CLUSTER_NODE_PREFIX}{number}" for number in range(1, count + 1)]
+    return [cluster_node_id(number) for number in range(1, count + 1)]
 
 
 def worker_capacity(worker: WorkerInfo) -> CapacityConfig:
@@ -79,6 +83,7 @@ __all__ = [
     "CLUSTER_NODE_PREFIX",
     "WorkerPresentStrategy",
     "cluster_compute_node",
+    "cluster_node_id",
     "cluster_node_ids",
     "worker_capacity",
 ]

@@ -17,9 +17,9 @@ import contextlib
 import dataclasses
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from golem_task_api.node.app_registry import AppRegistry
 from golem_task_api.node.cluster.packing import pack, unpack
@@ -129,7 +129,7 @@ def _registry(app: AppSpec) -> AppRegistry:
 
 
 @contextlib.contextmanager
-def _scratch() -> Any:
+def _scratch() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="golem-task-api-worker-"))
     try:
         yield path
