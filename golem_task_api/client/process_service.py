@@ -15,7 +15,7 @@ import collections
 import contextlib
 import logging
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Self
 
@@ -190,6 +190,7 @@ class ProcessService(TaskApiService):
     ) -> None:
         self._launched: Launched | None = None
         self._released: Launched | None = None
+        self._on_launch: Callable[[int], None] | None = None
         self._reader: asyncio.Task[None] | None = None
         self._tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
         self._log_file: IO[str] | None = None
@@ -242,6 +243,12 @@ class ProcessService(TaskApiService):
         """`ROLE PORT ...` as the app gets them."""
         return words
 
+    def on_launch(self, callback: Callable[[int], None] | None) -> None:
+        """Call `callback(pid)` as soon as the app's process exists, before it
+        serves: a node records the process group then, so that a crash during
+        the app's start-up cannot leave an app behind that nobody knows of."""
+        self._on_launch = callback
+
     async def start(self, command: str, port: int) -> tuple[str, int]:
         if self.running():
             raise RuntimeError("this service already runs an app process")
@@ -261,6 +268,8 @@ class ProcessService(TaskApiService):
         announced.add_done_callback(_retrieve)
         self._reader = asyncio.ensure_future(self._read_output(launched, announced))
         try:
+            if self._on_launch is not None:
+                self._on_launch(launched.pid)
             port = await asyncio.wait_for(asyncio.shield(announced), self._start_timeout)
             return self._address(port)
         except TimeoutError:

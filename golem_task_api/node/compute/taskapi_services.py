@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from golem_task_api.client.channel import CONNECTION_TIMEOUT
+from golem_task_api.client.process_service import ProcessService
 from golem_task_api.client.provider import ProviderAppClient
 from golem_task_api.client.service import TaskApiService
 from golem_task_api.node.compute.process import DEFAULT_TERM_GRACE
@@ -81,11 +82,17 @@ async def run_on_provider(
 ) -> T:
     """Start the app of `service`, await `request(client)`, see the app gone.
 
-    `started(service)` is called once the app serves (to record its process
-    group). On cancellation the app is stopped first, then the request is
+    `started(service)` is called once the app's process exists (to record its
+    process group): for process services as soon as it is spawned, for
+    others once the app serves. On cancellation the app is stopped first, then the request is
     cancelled and awaited, and only then is the cancellation passed on.
     """
     serving = False
+    early = False
+    if started is not None and isinstance(service, ProcessService):
+        record = started
+        service.on_launch(lambda _pid: record(service))
+        early = True
 
     async def call() -> T:
         nonlocal serving
@@ -93,7 +100,7 @@ async def run_on_provider(
             service, port=0, connection_timeout=connection_timeout
         )
         serving = True
-        if started is not None:
+        if started is not None and not early:
             started(service)
         # The client waits for the app's exit after its one request.
         return await request(client)

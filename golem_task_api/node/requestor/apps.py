@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from golem_task_api.client import LocalProcessService, RequestorAppClient, ShutdownException
+from golem_task_api.client.process_service import ProcessService
 from golem_task_api.client.service import TaskApiService
 from golem_task_api.errors import Unavailable
 from golem_task_api.node.compute.process import kill_recorded_group, record_process_group
@@ -111,14 +112,22 @@ class RequestorApp:
             kill_recorded_group(self._record_path)
         log_path = default_log_path(self._log_dir, self.spec, "requestor")
         service = self._factory(self.spec, self.work_dir, log_path)
+        if isinstance(service, ProcessService):
+            # Recorded as soon as it exists: a node killed while the app
+            # starts must not leave it running unknown to the next node.
+            service.on_launch(self._record)
         client = await RequestorAppClient.create(service, port=0)
         self.starts += 1
         pid = getattr(service, "pid", None)
-        if self._record_path is not None and isinstance(pid, int):
-            self._record_path.parent.mkdir(parents=True, exist_ok=True)
-            record_process_group(self._record_path, pid)
+        if not isinstance(service, ProcessService) and isinstance(pid, int):
+            self._record(pid)
         logger.info("requestor app %s started (pid %s)", self.name, pid)
         return client
+
+    def _record(self, pid: int) -> None:
+        if self._record_path is not None:
+            self._record_path.parent.mkdir(parents=True, exist_ok=True)
+            record_process_group(self._record_path, pid)
 
     async def call(self, fn: Callable[[RequestorAppClient], Awaitable[T]]) -> T:
         """`fn(client)`; if the app died meanwhile, again on a restarted app."""

@@ -3,11 +3,14 @@ each part is verified exactly once (the app's journal of verdicts), and the outp
 is the one an uninterrupted run gives. Also `abort` from another terminal."""
 
 import json
+import time
 
 import psutil
+import pytest
 
 from golem_task_api.node.state import NodeDB, SubtaskState, TaskState
 from tests.node.cli.conftest import Cli, verdicts
+from tests.node.taskmanager.conftest import BOUND
 from tests.node.taskmanager.journal_app import expected_output
 
 S = SubtaskState
@@ -162,6 +165,25 @@ def test_abort_with_no_node_running(cli: Cli) -> None:
     assert "aborted" in status.stdout
     nothing = cli.run("resume")
     assert nothing.returncode == 0 and "no unfinished tasks" in nothing.stdout
+
+
+@pytest.mark.parametrize("cold", [False, True], ids=["warm", "cold"])
+def test_a_node_killed_while_a_provider_starts_leaves_nothing(cli: Cli, cold: bool) -> None:
+    """The provider's process group is recorded as soon as the process exists,
+    not once it serves, so the next node (here `abort` with no node running)
+    kills it. Recorded once it served, such a provider served for ever: seen
+    as a rare leftover in full test runs."""
+    cli.gates.hold("start")
+    run = cli.run_journal(*(["--cold"] if cold else []), parts=1, seed="starting")
+    starting = cli.gates.wait_sync("starting", 1)
+    task_id = cli.task_id()
+    cli.kill(run)
+    aborted = cli.run("abort", task_id)
+    assert aborted.returncode == 0, aborted.stderr
+    deadline = time.monotonic() + BOUND
+    while any(_process(pid) is not None for pid in starting.values()):
+        assert time.monotonic() < deadline, f"the starting provider {starting} still runs"
+        time.sleep(0.02)
 
 
 def _process(pid: int) -> psutil.Process | None:

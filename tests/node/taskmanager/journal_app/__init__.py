@@ -10,7 +10,9 @@ environment (the node passes its own to the apps):
 
 - `JOURNAL_GATES=DIR`: a compute writes `DIR/computing-SUBTASK` (its pid),
   then waits while `DIR/hold-compute` exists; a Verify writes
-  `DIR/verifying-SUBTASK`, then waits while `DIR/hold-verify` exists.
+  `DIR/verifying-SUBTASK`, then waits while `DIR/hold-verify` exists; a
+  provider writes `DIR/starting-PID` before it serves, then waits while
+  `DIR/hold-start` exists.
 - `JOURNAL_FORGE=node-2,...`: providers running under those compute nodes
   (their work dir is in `providers/NODE/`) return a forged result.
 """

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -189,6 +190,11 @@ class JournalProvider(ProviderAppHandler):
 
 
 def main() -> None:
+    if "provider" in sys.argv[1:]:
+        # Before it serves: a node killed now has not seen it answer yet.
+        _mark(f"starting-{os.getpid()}")
+        while _held("hold-start"):
+            time.sleep(POLL)
     run_app(requestor_handler=JournalRequestor(), provider_handler=JournalProvider())
 
 
