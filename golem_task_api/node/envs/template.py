@@ -37,8 +37,6 @@ from typing import Any, NoReturn
 # --- protocol ----------------------------------------------------------------
 
 MAX_MESSAGE = 1 << 20
-# How often an idle template looks whether the node that started it still lives.
-PARENT_CHECK = 1.0
 MAX_FDS = 8
 # Modules every child needs and would otherwise import after the fork.
 PRELOAD = (
@@ -242,17 +240,11 @@ class Template:
         self.selector = selectors.PollSelector()
         # pidfd -> (request id, pid)
         self.children: dict[int, tuple[int, int]] = {}
-        self.parent = os.getppid()
 
     def serve(self) -> None:
         self.selector.register(self.sock, selectors.EVENT_READ, None)
         while True:
-            events = self.selector.select(PARENT_CHECK)
-            if not events and os.getppid() != self.parent:
-                # The node died and the socket's end of it lives on somewhere
-                # (it was seen once, in a test run): nobody will ask any more.
-                return
-            for key, _events in events:
+            for key, _events in self.selector.select():
                 if key.data is None:
                     if not self.handle_request():
                         return
